@@ -1,0 +1,137 @@
+"""Array-module dispatch and engine selection.
+
+tensorpar keeps no global backend state: the array module (``numpy`` or
+``cupy``) is read off the input arrays, and every hot operation takes an
+``engine=`` keyword that picks the kernel family.
+
+``engine="auto"`` resolves as follows, in this order:
+
+1. cupy arrays -> ``"cupy"`` (the only engine that runs on device memory);
+2. numpy arrays -> ``"numba"`` when numba is installed and the operation has
+   a numba kernel, otherwise ``"numpy"``.
+
+The numpy engine is the reference implementation (the oracle of the tests);
+it is always available for numpy input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+Engine = Literal["auto", "numpy", "numba", "cupy"]
+ENGINES: tuple[str, ...] = ("auto", "numpy", "numba", "cupy")
+
+#: pip extra that provides each optional dependency.
+_EXTRAS = {
+    "cupy": "gpu",
+    "numba": "(core dependency, reinstall tensorpar)",
+    "mpi4py": "mpi",
+    "h5py": "hdf5",
+    "tensorly": "peers",
+    "pyttb": "peers",
+    "teneva": "peers",
+}
+
+
+def has_module(name: str) -> bool:
+    """Return True when the top-level module ``name`` can be imported."""
+    return importlib.util.find_spec(name) is not None
+
+
+def require(name: str, feature: str) -> ModuleType:
+    """Import an optional dependency or raise an ImportError naming the extra.
+
+    Parameters
+    ----------
+    name : str
+        Module to import, e.g. ``"cupy"``.
+    feature : str
+        What needs it, used in the error message.
+    """
+    if not has_module(name):
+        extra = _EXTRAS.get(name, name)
+        raise ImportError(
+            f"{feature} needs the optional dependency '{name}'; "
+            f"install it with: pip install 'tensorpar[{extra}]'"
+        )
+    return importlib.import_module(name)
+
+
+def is_cupy_array(x: Any) -> bool:
+    """True when ``x`` is a cupy ndarray (checked without importing cupy)."""
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """Return the array module (numpy or cupy) shared by ``arrays``.
+
+    ``None`` entries are ignored. Mixing numpy and cupy arrays raises a
+    TypeError instead of silently copying between host and device.
+    """
+    kinds = set()
+    for a in arrays:
+        if a is None:
+            continue
+        kinds.add("cupy" if is_cupy_array(a) else "numpy")
+    if len(kinds) > 1:
+        raise TypeError(
+            "operands mix numpy and cupy arrays; move them to one device first "
+            "(cupy.asarray / cupy.asnumpy)"
+        )
+    if kinds == {"cupy"}:
+        return importlib.import_module("cupy")
+    return np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy a numpy or cupy array to a host numpy array."""
+    if is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def resolve_engine(engine: str, xp: ModuleType, *, has_numba_kernel: bool = True) -> str:
+    """Resolve ``engine`` for data living in array module ``xp``.
+
+    Parameters
+    ----------
+    engine : {"auto", "numpy", "numba", "cupy"}
+        Requested engine.
+    xp : module
+        ``numpy`` or ``cupy``, as returned by :func:`get_array_module`.
+    has_numba_kernel : bool
+        Whether the calling operation has a numba kernel; when False,
+        ``"auto"`` on host data resolves to ``"numpy"``.
+
+    Returns
+    -------
+    str
+        One of ``"numpy"``, ``"numba"``, ``"cupy"``.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    on_device = xp is not np
+    if engine == "auto":
+        if on_device:
+            return "cupy"
+        return "numba" if (has_numba_kernel and has_module("numba")) else "numpy"
+    if engine == "cupy":
+        if not on_device:
+            raise TypeError(
+                "engine='cupy' needs cupy arrays; convert the inputs with cupy.asarray"
+            )
+        require("cupy", "engine='cupy'")
+        return engine
+    if on_device:
+        raise TypeError(
+            f"engine={engine!r} runs on the host but the inputs are cupy arrays; "
+            "use engine='cupy' or 'auto'"
+        )
+    if engine == "numba":
+        require("numba", "engine='numba'")
+    return engine

@@ -1,0 +1,116 @@
+"""Input checks shared by every public function.
+
+Each check raises a ValueError or TypeError that names the offending
+argument and what was expected; nothing is broadcast or cast silently
+(integer input is the one exception: it is promoted to float64 because
+every algorithm here is floating point).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._backend import get_array_module
+
+#: dtypes the kernels are built for.
+SUPPORTED_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
+REAL_DTYPES = (np.float32, np.float64)
+
+
+def check_dtype(x: Any, name: str, allowed: Sequence[type] = SUPPORTED_DTYPES) -> None:
+    """Raise a TypeError unless ``x.dtype`` is one of ``allowed``."""
+    if x.dtype.type not in tuple(allowed):
+        names = ", ".join(np.dtype(d).name for d in allowed)
+        raise TypeError(f"{name} has dtype {x.dtype}; expected one of {names}")
+
+
+def as_float_array(x: Any, name: str, *, allowed: Sequence[type] = SUPPORTED_DTYPES,
+                   min_ndim: int = 0, max_ndim: int | None = None) -> Any:
+    """Return ``x`` as a numpy/cupy array of a supported floating dtype.
+
+    Lists and integer arrays are converted to float64. Other dtypes
+    (bool, object, float16, ...) raise a TypeError.
+    """
+    xp = get_array_module(x)
+    if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
+        try:
+            x = xp.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - rewrap as a user-facing error
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
+    if x.dtype.kind in "iu":
+        x = x.astype(np.float64)
+    check_dtype(x, name, allowed)
+    if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
+        want = f"{min_ndim}" if max_ndim == min_ndim else (
+            f">= {min_ndim}" if max_ndim is None else f"{min_ndim} to {max_ndim}")
+        raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise a ValueError when ``x`` holds NaN or infinity."""
+    xp = get_array_module(x)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_mode(mode: Any, ndim: int, name: str = "mode") -> int:
+    """Return ``mode`` as a non-negative int in ``[0, ndim)``; negatives count from the end."""
+    if isinstance(mode, bool) or not isinstance(mode, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(mode).__name__}")
+    m = int(mode)
+    if not -ndim <= m < ndim:
+        raise ValueError(f"{name}={m} is out of range for a tensor of order {ndim}")
+    return m % ndim
+
+
+def check_factors(factors: Sequence[Any], shape: Sequence[int] | None = None,
+                  name: str = "factors", skip: int | None = None) -> int:
+    """Check a list of CP factor matrices and return their common rank.
+
+    Parameters
+    ----------
+    factors : sequence of arrays
+        Matrices of shape ``(I_n, R)``.
+    shape : sequence of int, optional
+        Expected tensor shape: ``factors[n].shape[0]`` must equal ``shape[n]``.
+    skip : int, optional
+        Index of a factor whose row count is not checked (the mode being
+        solved for in an MTTKRP; it may be ``None`` in the list).
+    """
+    if not isinstance(factors, (list, tuple)):
+        raise TypeError(f"{name} must be a list of 2-D arrays, got {type(factors).__name__}")
+    if shape is not None and len(factors) != len(shape):
+        raise ValueError(
+            f"{name} has {len(factors)} matrices but the tensor has order {len(shape)}")
+    rank = None
+    get_array_module(*[f for f in factors if f is not None])
+    for n, f in enumerate(factors):
+        if f is None and n == skip:
+            continue
+        if not hasattr(f, "ndim") or f.ndim != 2:
+            raise ValueError(f"{name}[{n}] must be a 2-D array of shape (I_{n}, R)")
+        if rank is None:
+            rank = f.shape[1]
+        elif f.shape[1] != rank:
+            raise ValueError(
+                f"{name}[{n}] has {f.shape[1]} columns but {name}[0] has {rank}; "
+                "all factors need the same rank")
+        if shape is not None and n != skip and f.shape[0] != shape[n]:
+            raise ValueError(
+                f"{name}[{n}] has {f.shape[0]} rows but the tensor has size {shape[n]} "
+                f"in mode {n}")
+    if rank is None:
+        raise ValueError(f"{name} must contain at least one matrix")
+    return int(rank)
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, raising unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

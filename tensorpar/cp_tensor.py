@@ -1,0 +1,228 @@
+"""The CP (CANDECOMP/PARAFAC) tensor container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._backend import get_array_module, to_numpy
+from ._validation import as_float_array, check_factors
+
+__all__ = ["CPTensor"]
+
+
+@dataclass(eq=False)
+class CPTensor:
+    """A tensor in CP form, ``X = sum_r w_r a_0[:, r] o a_1[:, r] o ... o a_{N-1}[:, r]``.
+
+    Parameters
+    ----------
+    factors : sequence of ndarray, each of shape (I_n, R)
+        Factor matrices, numpy or cupy (all the same).
+    weights : ndarray of shape (R,), optional
+        Component weights; ones when omitted.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(I_0, ..., I_{N-1})``.
+    rank : int
+        Number of components ``R``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cp = CPTensor([np.ones((2, 1)), np.ones((3, 1))], weights=np.array([2.0]))
+    >>> cp.shape, cp.rank
+    ((2, 3), 1)
+    >>> cp.to_dense()
+    array([[2., 2., 2.],
+           [2., 2., 2.]])
+    """
+
+    factors: list[Any]
+    weights: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.factors, (list, tuple)) or len(self.factors) == 0:
+            raise TypeError("factors must be a non-empty list of 2-D arrays")
+        xp = get_array_module(*self.factors, self.weights)
+        self.factors = [as_float_array(f, f"factors[{n}]", min_ndim=2, max_ndim=2)
+                        for n, f in enumerate(self.factors)]
+        rank = check_factors(self.factors)
+        dtype = np.result_type(*[f.dtype for f in self.factors])
+        if self.weights is None:
+            self.weights = xp.ones(rank, dtype=dtype)
+        else:
+            self.weights = as_float_array(self.weights, "weights", min_ndim=1, max_ndim=1)
+            if self.weights.shape[0] != rank:
+                raise ValueError(
+                    f"weights has length {self.weights.shape[0]} but the factors have rank {rank}")
+
+    # -- shape --------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(f.shape[0]) for f in self.factors)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.factors)
+
+    @property
+    def rank(self) -> int:
+        return int(self.factors[0].shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(self.weights.dtype, *[f.dtype for f in self.factors])
+
+    def __repr__(self) -> str:
+        return f"CPTensor(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"
+
+    def copy(self) -> "CPTensor":
+        """Deep copy."""
+        return CPTensor([f.copy() for f in self.factors], self.weights.copy())
+
+    # -- algebra ------------------------------------------------------------
+    def to_dense(self) -> Any:
+        """Form the dense tensor (``prod I_n`` entries; for small tensors).
+
+        Returns
+        -------
+        ndarray of shape ``self.shape``
+        """
+        from .dense import khatri_rao
+
+        xp = get_array_module(*self.factors)
+        first = self.factors[0] * self.weights[None, :]
+        if self.ndim == 1:
+            return xp.sum(first, axis=1)
+        rest = khatri_rao(self.factors[1:])
+        return xp.reshape(first @ rest.T, self.shape)
+
+    def gram_hadamard(self, skip: int | None = None) -> Any:
+        """Hadamard product of the Gram matrices ``A_n^H A_n`` over modes ``n != skip``."""
+        xp = get_array_module(*self.factors)
+        out = xp.ones((self.rank, self.rank), dtype=self.dtype)
+        for n, f in enumerate(self.factors):
+            if n != skip:
+                out = out * (f.conj().T @ f)
+        return out
+
+    def norm(self) -> float:
+        """Frobenius norm, from the Gram matrices (never forms the dense tensor).
+
+        ``||X||^2 = w^H (G_0 * G_1 * ... * G_{N-1}) w`` with ``G_n = A_n^H A_n``.
+        """
+        w = self.weights
+        sq = float((w.conj() @ self.gram_hadamard() @ w).real)
+        return float(np.sqrt(max(sq, 0.0)))
+
+    def inner(self, X: Any, engine: str = "auto") -> float | complex:
+        """Inner product ``<X, self>`` with a dense tensor ``X`` of the same shape.
+
+        Computed from one MTTKRP, ``sum_r w_r sum_i A_0[i, r] M[i, r]`` with
+        ``M = mttkrp(X, factors, 0)``, so the dense CP tensor is never formed.
+        """
+        from .mttkrp import mttkrp
+
+        if tuple(X.shape) != self.shape:
+            raise ValueError(f"X has shape {tuple(X.shape)}, expected {self.shape}")
+        M = mttkrp(X, self.factors, 0, engine=engine)
+        xp = get_array_module(M)
+        return (xp.sum(M * self.factors[0].conj(), axis=0) @ self.weights.conj()).item()
+
+    def normalize(self) -> "CPTensor":
+        """Return an equivalent CPTensor whose factor columns have unit 2-norm.
+
+        The column norms are absorbed into the weights. Zero columns stay zero
+        and keep a zero weight.
+        """
+        xp = get_array_module(*self.factors)
+        weights = self.weights.copy()
+        factors = []
+        for f in self.factors:
+            nrm = xp.linalg.norm(f, axis=0)
+            safe = xp.where(nrm == 0, 1, nrm)
+            factors.append(f / safe[None, :])
+            weights = weights * nrm
+        return CPTensor(factors, weights)
+
+    def factor_match_score(self, other: "CPTensor", weight_penalty: bool = True) -> float:
+        """Factor match score (FMS) between two CP tensors of the same shape and rank.
+
+        Components are paired by the best permutation (Hungarian algorithm on
+        the score matrix); the score of a pair is the product over modes of
+        the absolute cosine between the factor columns, times
+        ``1 - |w_a - w_b| / max(w_a, w_b)`` when ``weight_penalty`` (as in the
+        Tensor Toolbox's ``score``). 1 means identical up to permutation and
+        scaling signs.
+
+        Returns
+        -------
+        float in [0, 1]
+            The mean score over the matched components.
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        if not isinstance(other, CPTensor):
+            raise TypeError(f"other must be a CPTensor, got {type(other).__name__}")
+        if other.shape != self.shape or other.rank != self.rank:
+            raise ValueError(
+                f"other has shape {other.shape} and rank {other.rank}; expected shape "
+                f"{self.shape} and rank {self.rank}")
+        a, b = self.normalize(), other.normalize()
+        score = np.ones((self.rank, self.rank))
+        for fa, fb in zip(a.factors, b.factors):
+            score *= np.abs(to_numpy(fa.conj().T @ fb))
+        if weight_penalty:
+            wa, wb = np.abs(to_numpy(a.weights)), np.abs(to_numpy(b.weights))
+            top = np.maximum(wa[:, None], wb[None, :])
+            top[top == 0] = 1.0
+            score *= 1.0 - np.abs(wa[:, None] - wb[None, :]) / top
+        rows, cols = linear_sum_assignment(-score)
+        return float(score[rows, cols].mean())
+
+    # -- interoperability ---------------------------------------------------
+    def to_tensorly(self) -> Any:
+        """Convert to :class:`tensorly.cp_tensor.CPTensor` (needs the ``peers`` extra)."""
+        from .interop import cp_to_tensorly
+
+        return cp_to_tensorly(self)
+
+    @classmethod
+    def from_tensorly(cls, cp: Any) -> "CPTensor":
+        """Build from a tensorly CPTensor or a ``(weights, factors)`` pair."""
+        from .interop import cp_from_tensorly
+
+        return cp_from_tensorly(cp)
+
+    def to_pyttb(self) -> Any:
+        """Convert to :class:`pyttb.ktensor` (needs the ``peers`` extra)."""
+        from .interop import cp_to_pyttb
+
+        return cp_to_pyttb(self)
+
+    @classmethod
+    def from_pyttb(cls, kt: Any) -> "CPTensor":
+        """Build from a :class:`pyttb.ktensor`."""
+        from .interop import cp_from_pyttb
+
+        return cp_from_pyttb(kt)
+
+
+def random_cp(shape: Sequence[int], rank: int, *, seed: Any = None,
+              dtype: Any = np.float64) -> CPTensor:
+    """A CPTensor with standard-normal factors and unit weights.
+
+    Parameters
+    ----------
+    shape : sequence of int
+    rank : int
+    seed : int or numpy.random.Generator, optional
+    dtype : float32 or float64
+    """
+    rng = np.random.default_rng(seed)
+    return CPTensor([rng.standard_normal((int(s), int(rank))).astype(dtype) for s in shape])

@@ -1,0 +1,1 @@
+"""Neural-network layers built on tensorpar's primitives (work in progress)."""
