@@ -7,12 +7,12 @@ Khatri-Rao product.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ._backend import Engine, get_array_module, resolve_engine
 from ._validation import as_float_array, check_factors, check_mode
 
-__all__ = ["mttkrp", "mttkrp_reference"]
+__all__ = ["mttkrp", "mttkrp_reference", "mttkrp_sweep"]
 
 
 def mttkrp_reference(X: Any, factors: Sequence[Any], mode: int) -> Any:
@@ -62,3 +62,22 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
         out[...] = res
         return out
     return res
+
+
+def mttkrp_sweep(X: Any, factors: list[Any], update: Callable[[int, Any], Any],
+                 engine: Engine = "auto") -> None:
+    """All-modes MTTKRP sweep, as one CP-ALS iteration needs it.
+
+    For ``n = 0, 1, ..., N-1`` in order: ``M = mttkrp(X, factors, n)`` with the
+    factors as updated so far, then ``factors[n] = update(n, M)``. The list
+    ``factors`` is modified in place.
+
+    Parameters
+    ----------
+    X : ndarray, shape (I_0, ..., I_{N-1})
+    factors : list of ndarray, each (I_k, R)
+    update : callable ``(mode, M) -> ndarray of shape (I_mode, R)``
+    engine : {"auto", "numpy", "numba", "cupy"}
+    """
+    for n in range(X.ndim):
+        factors[n] = update(n, mttkrp(X, factors, n, engine=engine))
