@@ -23,7 +23,10 @@ def cp_to_tensorly(cp: CPTensor) -> Any:
 
 
 def cp_from_tensorly(cp: Any) -> CPTensor:
-    """Build a :class:`~tensorpar.CPTensor` from a tensorly CPTensor or ``(weights, factors)``."""
+    """Build a :class:`~tensorpar.CPTensor` from a tensorly CP tensor.
+
+    ``cp`` may be a tensorly ``CPTensor`` or a ``(weights, factors)`` pair.
+    """
     try:
         weights, factors = cp
     except (TypeError, ValueError):
