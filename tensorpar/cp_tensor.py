@@ -15,7 +15,10 @@ __all__ = ["CPTensor"]
 
 @dataclass(eq=False)
 class CPTensor:
-    """A tensor in CP form, ``X = sum_r w_r a_0[:, r] o a_1[:, r] o ... o a_{N-1}[:, r]``.
+    """A tensor in CP (CANDECOMP/PARAFAC) form.
+
+    ``X = sum_r w_r a_0[:, r] o a_1[:, r] o (...) o a_{N-1}[:, r]``, where ``o`` is
+    the outer product and ``a_n = factors[n]``.
 
     Parameters
     ----------
