@@ -9,7 +9,7 @@ ensure_venv "test,docs"
 cd "$ROOT"
 
 echo "=== pytest (serial)"
-python -m pytest -q "$@"
+python -m pytest -q --doctest-modules tensorpar tests "$@"
 
 for n in 2 3 4; do
     echo "=== pytest under mpiexec -n $n"

@@ -44,7 +44,7 @@ def unfold(X: Any, mode: int) -> Any:
     >>> X = np.arange(24.0).reshape(2, 3, 4)
     >>> unfold(X, 1).shape
     (3, 8)
-    >>> unfold(X, 1)[2, 5] == X[1, 2, 1]
+    >>> bool(unfold(X, 1)[2, 5] == X[1, 2, 1])
     True
     """
     xp = get_array_module(X)
