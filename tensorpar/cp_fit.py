@@ -1,0 +1,106 @@
+"""CP fit from the last MTTKRP and the Grams, without forming the model tensor.
+
+For ``X_hat = [[w; A_0, ..., A_{N-1}]]`` and ``M = mttkrp(X, factors, N-1)``
+(computed with the factors ``A_0 .. A_{N-2}`` that ``X_hat`` uses):
+
+* ``||X_hat||^2 = w^T (G_0 * ... * G_{N-1}) w`` with ``G_k = A_k^T A_k``;
+* ``<X, X_hat> = sum_r w_r sum_i M[i, r] A_{N-1}[i, r]``;
+* ``||X - X_hat|| = sqrt(| ||X||^2 + ||X_hat||^2 - 2 <X, X_hat> |)``;
+* ``fit = 1 - ||X - X_hat|| / ||X||``.
+
+This is the formula of TensorLy's ``parafac`` and the Tensor Toolbox /
+pyttb ``cp_als`` (the absolute value guards against a slightly negative
+difference from rounding). The inner product is a sum over the rows of
+``M`` and ``A_{N-1}``, so a distributed driver sums
+:func:`cp_inner_from_mttkrp` over its row blocks (one allreduce) and calls
+:func:`fit_from_terms` with the total.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from ._backend import get_array_module
+from .cp_update import hadamard_grams
+
+__all__ = ["cp_inner_from_mttkrp", "cp_norm_sq_from_grams", "fit_from_terms", "cp_fit",
+           "has_converged"]
+
+
+def cp_inner_from_mttkrp(M: Any, A: Any, weights: Any) -> float:
+    """``<X, X_hat>`` from the MTTKRP ``M`` of a mode and that mode's factor ``A``.
+
+    Parameters
+    ----------
+    M, A : ndarray, shape (I, R)
+        Any block of rows of both (then the result is that block's share).
+    weights : ndarray, shape (R,)
+
+    Returns
+    -------
+    float
+        ``sum_r weights[r] * sum_i M[i, r] * A[i, r]``.
+    """
+    xp = get_array_module(M, A, weights)
+    return float(xp.sum(M * A, axis=0) @ weights)
+
+
+def cp_norm_sq_from_grams(V_all: Any, weights: Any) -> float:
+    """``||X_hat||^2 = w^T V_all w`` where ``V_all = hadamard_grams(grams)`` (no mode skipped)."""
+    return float(weights @ (V_all @ weights))
+
+
+def fit_from_terms(norm_x: float, inner: float, model_norm_sq: float) -> tuple[float, float]:
+    """Fit and residual norm from ``||X||``, ``<X, X_hat>`` and ``||X_hat||^2``.
+
+    Returns
+    -------
+    fit : float
+        ``1 - residual / norm_x`` (see Notes for ``norm_x == 0``).
+    residual : float
+        ``||X - X_hat||``.
+
+    Notes
+    -----
+    For an all-zero tensor (``norm_x == 0``) the relative fit is undefined;
+    the fit is then ``-residual``, which is 0 for the exact (zero) model and
+    decreases as the model moves away from it.
+    """
+    residual = math.sqrt(abs(norm_x * norm_x + model_norm_sq - 2.0 * inner))
+    if norm_x == 0.0:
+        return -residual, residual
+    return 1.0 - residual / norm_x, residual
+
+
+def cp_fit(norm_x: float, M_last: Any, A_last: Any, weights: Any,
+           grams: Sequence[Any]) -> tuple[float, float]:
+    """Fit of ``[[weights; factors]]`` to ``X`` (serial convenience of the three above).
+
+    Parameters
+    ----------
+    norm_x : float
+        ``||X||`` (computed once per decomposition).
+    M_last : ndarray, shape (I_{N-1}, R)
+        MTTKRP of the last mode, from the factors of modes ``0 .. N-2``.
+    A_last : ndarray, shape (I_{N-1}, R)
+        Factor of the last mode.
+    weights : ndarray, shape (R,)
+    grams : sequence of ndarray, each (R, R)
+        Grams of all factors (``grams[N-1]`` that of ``A_last``).
+
+    Returns
+    -------
+    fit, residual : float
+    """
+    inner = cp_inner_from_mttkrp(M_last, A_last, weights)
+    return fit_from_terms(norm_x, inner, cp_norm_sq_from_grams(hadamard_grams(grams), weights))
+
+
+def has_converged(fits: Sequence[float], tol: float) -> bool:
+    """Stopping rule: the fit changed by less than ``tol`` in the last iteration.
+
+    Needs at least two fits; ``tol = 0`` never stops (the change is compared
+    with ``<``).
+    """
+    return len(fits) >= 2 and abs(fits[-1] - fits[-2]) < tol

@@ -1,0 +1,189 @@
+"""One CP-ALS factor update: Grams, the R x R solve, HALS, normalisation.
+
+These are the pieces every CP-ALS driver (serial :func:`tensorpar.cp_als`,
+the distributed one in :mod:`tensorpar.distributed`) calls in the same order
+for mode ``n`` of a sweep, so that both produce the same iterates:
+
+1. ``M = mttkrp(X, factors, n)`` (shape ``(I_n, R)``);
+2. ``V = hadamard_grams(grams, skip=n)`` (``R x R``);
+3. ``A_raw = als_factor_update(M, V)``, or with ``nonnegative``
+   ``A_raw = hals_factor_update(factors[n] * weights, M, V)``;
+4. ``G_raw = A_raw^T A_raw`` (a sum over rows: one allreduce when the rows are
+   distributed);
+5. ``A, G, weights = normalize_factor(A_raw, G_raw)``; store ``A`` as
+   ``factors[n]`` and ``G`` as ``grams[n]``.
+
+Steps 3 and 5 act on each row independently given ``V`` and ``G_raw``
+(both ``R x R`` and replicated), so they can be applied to a block of rows.
+
+Normalisation convention: after every mode update the columns of the new
+factor have unit 2-norm and the column norms become the weights; the model
+after mode ``n`` is ``[[weights; A_0, ..., A_{N-1}]]``. The norms are read
+off the diagonal of the Gram (never recomputed from the rows) and the stored
+Gram is rescaled, ``G = diag(1/w) G_raw diag(1/w)``. Zero columns keep a
+zero weight and are left unscaled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ._backend import get_array_module, to_numpy
+
+__all__ = [
+    "gram",
+    "hadamard_grams",
+    "als_factor_update",
+    "hals_factor_update",
+    "normalize_factor",
+]
+
+
+def gram(A: Any) -> Any:
+    """Gram matrix ``A^T A`` of a factor of shape ``(I, R)``; shape ``(R, R)``."""
+    return A.T @ A
+
+
+def hadamard_grams(grams: Sequence[Any], skip: int | None = None) -> Any:
+    """Hadamard (element-wise) product of the Gram matrices, leaving out ``skip``.
+
+    Parameters
+    ----------
+    grams : sequence of ndarray, each (R, R)
+        ``grams[k] = A_k^T A_k``.
+    skip : int, optional
+        Mode to leave out (the mode being solved for); ``None`` multiplies all,
+        which gives the matrix of the model norm ``||X_hat||^2 = w^T V w``.
+
+    Returns
+    -------
+    ndarray, shape (R, R)
+        ``V = *_{k != skip} G_k``, symmetric positive semi-definite.
+    """
+    out = None
+    for k, g in enumerate(grams):
+        if k == skip:
+            continue
+        out = g.copy() if out is None else out * g
+    if out is None:
+        raise ValueError("grams must hold at least one matrix besides the skipped one")
+    return out
+
+
+def als_factor_update(M: Any, V: Any) -> Any:
+    """Least-squares factor update: solve ``A V = M`` for ``A``.
+
+    Uses a Cholesky factorisation of the ``R x R`` matrix ``V`` (the Hadamard
+    product of the other modes' Grams). When ``V`` is not numerically
+    positive definite (a rank-deficient model), falls back to the
+    pseudo-inverse from a symmetric eigendecomposition, which gives the
+    minimum-norm least-squares update.
+
+    Parameters
+    ----------
+    M : ndarray, shape (I, R)
+        MTTKRP of the mode being updated (any block of its rows).
+    V : ndarray, shape (R, R)
+        ``hadamard_grams(grams, skip=n)``.
+
+    Returns
+    -------
+    ndarray, shape (I, R)
+        The unnormalised new factor ``M V^{-1}``, C-contiguous.
+    """
+    xp = get_array_module(M, V)
+    if xp is np:
+        import scipy.linalg as sla
+
+        try:
+            c = sla.cho_factor(V, lower=False, check_finite=False)
+        except np.linalg.LinAlgError:
+            return M @ _psd_pinv(V)
+        if not np.isfinite(c[0]).all():
+            return M @ _psd_pinv(V)
+        # M.T is Fortran-ordered, which LAPACK's potrs takes without a copy.
+        return np.ascontiguousarray(sla.cho_solve(c, M.T, check_finite=False).T)
+    # Device arrays: invert V through its Cholesky factor (R x R, cheap) and
+    # multiply, so the I x R work is one GEMM on the device.
+    try:
+        L = xp.linalg.cholesky(V)
+        Linv = xp.linalg.solve(L, xp.eye(V.shape[0], dtype=V.dtype))
+    except Exception:  # noqa: BLE001 - any factorisation failure -> pseudo-inverse
+        return M @ _psd_pinv(V)
+    if not bool(xp.isfinite(Linv).all()):
+        return M @ _psd_pinv(V)
+    return (M @ Linv.T) @ Linv
+
+
+def _psd_pinv(V: Any) -> Any:
+    """Pseudo-inverse of a symmetric positive semi-definite matrix."""
+    xp = get_array_module(V)
+    w, Q = xp.linalg.eigh(V)
+    cutoff = V.shape[0] * np.finfo(V.dtype).eps * float(xp.abs(w).max())
+    inv = xp.where(w > cutoff, 1.0 / xp.where(w > cutoff, w, 1.0), 0.0).astype(V.dtype)
+    return (Q * inv[None, :]) @ Q.T
+
+
+def hals_factor_update(A: Any, M: Any, V: Any, n_inner: int = 1) -> Any:
+    """Nonnegative factor update by hierarchical ALS (HALS).
+
+    Minimises ``||X_(n) - A K^T||^2`` over ``A >= 0`` one column at a time,
+    each column exactly given the others:
+    ``a_r <- max(0, a_r + (M[:, r] - A V[:, r]) / V[r, r])``. Every column
+    step minimises a convex function of that column, so the model error never
+    increases. A column whose ``V[r, r]`` is zero (all other factors have a
+    zero column ``r``) does not enter the model and is left unchanged.
+
+    Parameters
+    ----------
+    A : ndarray, shape (I, R)
+        Current factor **with the weights multiplied in** (``A_n * w``), >= 0.
+    M : ndarray, shape (I, R)
+        MTTKRP of this mode.
+    V : ndarray, shape (R, R)
+        ``hadamard_grams(grams, skip=n)``.
+    n_inner : int
+        Passes over the columns.
+
+    Returns
+    -------
+    ndarray, shape (I, R)
+        The unnormalised new factor (a new array; ``A`` is not modified).
+    """
+    xp = get_array_module(A, M, V)
+    A = A.copy()
+    diag = [float(d) for d in to_numpy(V.diagonal())]
+    for _ in range(n_inner):
+        for r, d in enumerate(diag):
+            if d <= 0.0:
+                continue
+            col = A[:, r] + (M[:, r] - A @ V[:, r]) / d
+            A[:, r] = xp.maximum(col, 0)
+    return A
+
+
+def normalize_factor(A: Any, G: Any) -> tuple[Any, Any, Any]:
+    """Scale the columns of a new factor to unit 2-norm, using its Gram.
+
+    Parameters
+    ----------
+    A : ndarray, shape (I, R)
+        Unnormalised factor (or a block of its rows).
+    G : ndarray, shape (R, R)
+        Its full Gram ``A^T A`` (summed over all rows when distributed).
+
+    Returns
+    -------
+    A_normalized : ndarray, shape (I, R)
+        ``A / w`` (zero columns unchanged).
+    G_normalized : ndarray, shape (R, R)
+        ``G / (w w^T)``, the Gram of the normalised factor.
+    weights : ndarray, shape (R,)
+        Column norms ``w = sqrt(diag(G))``.
+    """
+    xp = get_array_module(A, G)
+    w = xp.sqrt(xp.maximum(G.diagonal().real, 0))
+    safe = xp.where(w > 0, w, 1)
+    return A / safe[None, :], G / (safe[:, None] * safe[None, :]), w
