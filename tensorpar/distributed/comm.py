@@ -93,7 +93,7 @@ def cuda_aware() -> bool:
 
 
 # --- counters ------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class CommCounter:
     """Calls and bytes per collective, as seen by this rank.
 
@@ -251,11 +251,12 @@ def allreduce(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum") -> Any:
     """
     comm = resolve_comm(comm)
     x_arr = x if hasattr(x, "dtype") else np.asarray(x)
+    mpi_op = _op(op)
     if comm.Get_size() == 1:
         return x_arr.copy()
     send = _host(x_arr)
     out = _empty(send.shape, send.dtype, x_arr)
-    comm.Allreduce(send, out, op=_op(op))
+    comm.Allreduce(send, out, op=mpi_op)
     _record(comm, "Allreduce", send.nbytes)
     return _like(out, x_arr)
 
@@ -277,6 +278,7 @@ def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],
     Counted bytes: ``x.nbytes`` (the whole input).
     """
     comm = resolve_comm(comm)
+    mpi_op = _op(op)
     counts = _check_counts(counts, comm.Get_size())
     xr, axis = _rows_first(x, axis)
     if xr.shape[0] != sum(counts):
@@ -286,7 +288,7 @@ def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],
     send = _host(xr)
     row = int(np.prod(send.shape[1:], dtype=np.int64))
     out = _empty((counts[comm.Get_rank()],) + send.shape[1:], send.dtype, x)
-    comm.Reduce_scatter(send, out, [c * row for c in counts], op=_op(op))
+    comm.Reduce_scatter(send, out, [c * row for c in counts], op=mpi_op)
     _record(comm, "Reduce_scatter", send.nbytes)
     return _restore(_like(out, x), axis)
 
@@ -298,6 +300,7 @@ def reduce_scatter_block(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum",
     Counted bytes: ``x.nbytes`` (under ``"Reduce_scatter_block"``).
     """
     comm = resolve_comm(comm)
+    mpi_op = _op(op)
     size = comm.Get_size()
     xr, axis = _rows_first(x, axis)
     if xr.shape[0] % size:
@@ -306,7 +309,7 @@ def reduce_scatter_block(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum",
         return x.copy()
     send = _host(xr)
     out = _empty((send.shape[0] // size,) + send.shape[1:], send.dtype, x)
-    comm.Reduce_scatter_block(send, out, op=_op(op))
+    comm.Reduce_scatter_block(send, out, op=mpi_op)
     _record(comm, "Reduce_scatter_block", send.nbytes)
     return _restore(_like(out, x), axis)
 
@@ -318,6 +321,8 @@ def _gathered_counts(comm: Any, rows: int, counts: Sequence[int] | None) -> list
             raise ValueError(
                 f"counts[{comm.Get_rank()}] = {counts[comm.Get_rank()]} but this rank has {rows} rows")
         return counts
+    if comm.Get_size() == 1:
+        return [rows]
     _record(comm, "meta", 0)
     return [int(c) for c in comm.allgather(rows)]
 
