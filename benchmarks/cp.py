@@ -1,0 +1,164 @@
+"""CP-ALS per-iteration time and fit: tensorpar beside tensorly and pyttb, same init.
+
+Each case builds a rank-R tensor plus 10% noise and one initial CPTensor
+(the SVD init, see :func:`make_problem`), then runs ``iters`` iterations (tolerance 0) of
+
+* ``tensorpar.cp_als`` -- per-iteration times from the result record;
+* ``tensorly.decomposition.parafac`` -- per-iteration times from callback
+  timestamps;
+* ``pyttb.cp_als`` -- no callback, so ``(T(iters) - T(1)) / (iters - 1)``
+  removes its set-up.
+
+Times are the best iteration (each iteration is one repetition of the same
+work). The fits after ``iters`` iterations are compared (the algorithms are
+the same, so they agree to rounding). The roofline of one sweep is
+``max(passes * bytes(X) / bandwidth, 2 N R numel(X) / DGEMM rate)`` with
+``passes = N`` (one MTTKRP per mode) and, for a dimension tree, 2.
+``sweep ms`` is the MTTKRP sweep alone, so ``iter - sweep`` is the cost of
+everything else in an iteration (Grams, solves, normalisation, fit).
+
+Usage: ``python benchmarks/cp.py [--quick] [--iters 10] [--engine auto] [--no-peers]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _machine import best_of, machine_info, print_table, write_json  # noqa: E402
+
+from tensorpar import cp_als, random_cp  # noqa: E402
+from tensorpar.cp_init import initialize_cp  # noqa: E402
+from tensorpar.mttkrp import mttkrp_sweep  # noqa: E402
+
+FULL = [((200, 200, 200), 16), ((300, 300, 300), 32), ((40,) * 5, 10)]
+QUICK = [((100, 100, 100), 16), ((120, 120, 120), 32), ((16,) * 5, 10)]
+
+
+def make_problem(shape: tuple[int, ...], rank: int, seed: int = 0) -> tuple[np.ndarray, Any]:
+    """Rank-``rank`` tensor plus 10% Gaussian noise, and its SVD initial CPTensor.
+
+    The SVD start (computed once by tensorpar and handed to everyone as a
+    CPTensor) keeps ALS out of the early "swamps" where a random start
+    amplifies rounding differences between implementations past 1e-10 within
+    ten iterations (a property of the problem, not of any implementation).
+    """
+    rng = np.random.default_rng(seed)
+    X = random_cp(shape, rank, seed=rng).to_dense()
+    X += 0.1 * np.linalg.norm(X) / np.sqrt(X.size) * rng.standard_normal(shape)
+    return X, initialize_cp(X, rank, "svd", rng=rng)
+
+
+def run_tensorpar(X: np.ndarray, init: Any, rank: int, iters: int, engine: str) -> dict:
+    cp_als(X, rank, init=init, tol=0, max_iter=1, engine=engine)  # compile / warm caches
+    _, res = cp_als(X, rank, init=init, tol=0, max_iter=iters, engine=engine)
+    factors = list(init.normalize().factors)
+    sweep = best_of(lambda: mttkrp_sweep(X, factors, lambda n, M: factors[n], engine=engine),
+                    repeat=3, warmup=0)
+    return {"ms": 1e3 * min(res.iter_times), "median_ms": 1e3 * float(np.median(res.iter_times)),
+            "fit": res.fits[-1], "sweep_ms": 1e3 * sweep, "engine": res.engine}
+
+
+def run_tensorly(X: np.ndarray, init: Any, rank: int, iters: int) -> dict:
+    from tensorly.decomposition import parafac
+
+    stamps: list[float] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, errors = parafac(X, rank, n_iter_max=iters, init=init.to_tensorly(), tol=0,
+                            return_errors=True,
+                            callback=lambda cp, err: stamps.append(time.perf_counter()))
+    dt = np.diff(stamps)
+    return {"ms": 1e3 * float(dt.min()), "median_ms": 1e3 * float(np.median(dt)),
+            "fit": 1.0 - float(errors[-1])}
+
+
+def run_pyttb(X: np.ndarray, init: Any, rank: int, iters: int) -> dict:
+    import pyttb as ttb
+
+    T = ttb.tensor(X, copy=False)
+    kt = init.to_pyttb()
+
+    def run(k: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        _, _, out = ttb.cp_als(T, rank, maxiters=k, stoptol=0, init=kt, printitn=0,
+                               fixsigns=False)
+        return time.perf_counter() - t0, float(out["fit"])
+
+    t1 = min(run(1)[0] for _ in range(2))
+    tk, fit = run(iters)
+    return {"ms": 1e3 * (tk - t1) / (iters - 1), "median_ms": None, "fit": fit}
+
+
+def roofline_ms(shape: tuple[int, ...], rank: int, machine: dict, passes: int) -> float:
+    numel = float(np.prod(shape))
+    bw = machine["read_bandwidth_GBs"] * 1e9
+    rate = machine["dgemm_GFLOPs"] * 1e9
+    n = len(shape)
+    flops = 2.0 * n * rank * numel if passes == n else 2.0 * 2 * rank * numel
+    return 1e3 * max(passes * 8 * numel / bw, flops / rate)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--iters", type=int, default=10, help="ALS iterations per run (>= 2)")
+    ap.add_argument("--engine", default="auto", help="tensorpar MTTKRP engine")
+    ap.add_argument("--no-peers", action="store_true", help="skip tensorly and pyttb")
+    ap.add_argument("--cases", type=int, nargs="*", help="indices of the cases to run")
+    args = ap.parse_args(argv)
+    if args.iters < 2:
+        ap.error("--iters must be >= 2")
+    cases = QUICK if args.quick else FULL
+    if args.cases:
+        cases = [cases[i] for i in args.cases]
+
+    machine = machine_info()
+    print(f"machine: {machine['read_bandwidth_GBs']:.1f} GB/s read, "
+          f"{machine['dgemm_GFLOPs']:.1f} GFLOP/s DGEMM, {machine['numba_threads']} threads")
+    rows = []
+    for shape, rank in cases:
+        X, init = make_problem(shape, rank)
+        row: dict[str, Any] = {"shape": "x".join(map(str, shape)), "R": rank}
+        tp = run_tensorpar(X, init, rank, args.iters, args.engine)
+        row.update({"tensorpar ms": tp["ms"], "sweep ms": tp["sweep_ms"],
+                    "engine": tp["engine"], "fit": tp["fit"]})
+        peers = {}
+        if not args.no_peers:
+            peers = {"tensorly": run_tensorly(X, init, rank, args.iters),
+                     "pyttb": run_pyttb(X, init, rank, args.iters)}
+            for name, res in peers.items():
+                row[f"{name} ms"] = res["ms"]
+                row[f"|dfit| {name}"] = abs(res["fit"] - tp["fit"])
+            fastest = min(res["ms"] for res in peers.values())
+            row["speedup"] = fastest / tp["ms"]
+        row["roof ms"] = roofline_ms(shape, rank, machine, len(shape))
+        row["roof tree ms"] = roofline_ms(shape, rank, machine, 2)
+        row["x roof"] = tp["ms"] / row["roof ms"]
+        row["details"] = {"tensorpar": tp, **peers}
+        rows.append(row)
+        print(f"  done {row['shape']} R={rank}", flush=True)
+        del X
+
+    cols = ["shape", "R", "engine", "tensorpar ms", "sweep ms", "roof ms", "roof tree ms",
+            "x roof"]
+    if not args.no_peers:
+        cols += ["tensorly ms", "pyttb ms", "speedup", "|dfit| tensorly", "|dfit| pyttb"]
+    print_table(rows, cols, title=f"CP-ALS, best time per iteration over {args.iters} "
+                                  "iterations (speedup = faster peer / tensorpar)")
+    path = write_json("cp_quick" if args.quick else "cp",
+                      {"machine": machine, "iters": args.iters, "rows": rows})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
