@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CommCounter", "resolve_comm", "cuda_aware", "traffic", "count_traffic",
     "allreduce", "reduce_scatter", "reduce_scatter_block", "allgatherv", "bcast",
-    "gatherv", "scatterv", "send", "recv", "tree_schedule", "tree_reduce",
+    "gatherv", "scatterv", "send", "recv", "tree_schedule", "tree_reduce", "any_true",
 ]
 
 ReduceOp = Literal["sum", "prod", "max", "min", "land", "lor"]
@@ -431,6 +431,22 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
     comm.Scatterv(None, out, root=root)
     _record(comm, "Scatterv", out.nbytes)
     return _restore(out, axis)
+
+
+def any_true(comm: "MPI.Comm | None", flag: bool) -> bool:
+    """True on every rank when ``flag`` is True on any rank (a collective decision).
+
+    One one-integer ``Allreduce``, counted as ``"meta"``: use it wherever
+    ranks must agree on a branch (stop a loop, raise an error).
+    """
+    comm = resolve_comm(comm)
+    if comm.Get_size() == 1:
+        return bool(flag)
+    buf = np.array([1 if flag else 0], dtype=np.int32)
+    out = np.empty_like(buf)
+    comm.Allreduce(buf, out, op=_op("max"))
+    _record(comm, "meta", 0)
+    return bool(out[0])
 
 
 # --- point to point and trees --------------------------------------------------

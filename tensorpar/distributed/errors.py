@@ -27,9 +27,7 @@ import traceback
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterator
 
-import numpy as np
-
-from .comm import _op, _record, resolve_comm
+from .comm import _record, any_true, resolve_comm
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -52,11 +50,7 @@ def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
         if not ok:
             raise exc_type(msg)
         return
-    flag = np.array([0 if ok else 1], dtype=np.int32)
-    total = np.empty_like(flag)
-    comm.Allreduce(flag, total, op=_op("sum"))
-    _record(comm, "meta", 0)
-    if int(total[0]) == 0:
+    if not any_true(comm, not ok):
         return
     msgs = comm.allgather(None if ok else msg)
     _record(comm, "meta", 0)

@@ -149,12 +149,17 @@ def dist_mttkrp_sweep(X: DistTensor, blocks: list[Any], update: Callable[[int, A
     calls, plus what ``update`` sends and one ``"meta"`` validation.
     """
     _check(X, blocks, skip=None)
-    sweep = sweep_local(X, update)
-    _local_sweep(X.local, blocks, sweep, engine=engine)
+    sweep_unchecked(X, blocks, update, engine)
 
 
-def sweep_local(X: DistTensor, update: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
-    """The per-mode callback of :func:`dist_mttkrp_sweep` (reduce-scatter, update, all-gather)."""
+def sweep_unchecked(X: DistTensor, blocks: list[Any], update: Callable[[int, Any], Any],
+                    engine: Engine = "auto") -> None:
+    """:func:`dist_mttkrp_sweep` without the validation (for drivers that checked once)."""
+    _local_sweep(X.local, blocks, _step(X, update), engine=engine)
+
+
+def _step(X: DistTensor, update: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
+    """The per-mode callback of the local sweep: reduce-scatter, update, all-gather."""
     def step(n: int, M_local: Any) -> Any:
         counts = owned_counts(X, n)
         A_owned = update(n, _reduce_to_owned(X, M_local, n))
