@@ -336,3 +336,9 @@ def test_init_shape_errors():
     bad.factors[1][0, 0] = np.nan
     with pytest.raises(ValueError, match=r"init.factors\[1\] contains NaN"):
         cp_als(X, 2, init=bad)
+
+
+def test_zero_tensor_does_not_break():
+    cp, res = cp_als(np.zeros((4, 5, 6)), 2, seed=0, tol=0, max_iter=3)
+    assert res.fits == [0.0, 0.0, 0.0]
+    assert all(np.isfinite(f).all() for f in cp.factors)
