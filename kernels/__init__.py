@@ -68,3 +68,6 @@ def cuda_sources() -> list[Path]:
 
 
 # --- registry entries (one line per kernel; engines import lazily) -----------
+register("tt_hadamard_core", "numba", "_tt_numba:hadamard_core")
+register("tt_hadamard_core", "cupy", "_tt_cuda:hadamard_core")
+register("tt_entries", "numba", "_tt_numba:entries")

@@ -1,15 +1,22 @@
-"""The tensor-train (TT) container."""
+"""The tensor-train (TT) container.
+
+The arithmetic lives in function modules (:mod:`tensorpar.tt_ops`,
+:mod:`tensorpar.tt_orth`, :mod:`tensorpar.tt_round`, :mod:`tensorpar.tt_svd`);
+the operators and methods of :class:`TTTensor` delegate to them.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module
-from ._validation import as_float_array
+from ._backend import Engine, get_array_module, resolve_engine
+from ._validation import as_float_array, check_positive_int
 
-__all__ = ["TTTensor"]
+__all__ = ["TTTensor", "random_tt"]
+
+_SCALARS = (int, float, complex, np.integer, np.floating, np.complexfloating)
 
 
 class TTTensor:
@@ -29,6 +36,13 @@ class TTTensor:
         Mode sizes ``(n_0, ..., n_{d-1})``.
     ranks : tuple of int
         TT ranks ``(r_0, ..., r_d)``, including the boundary ones.
+
+    Notes
+    -----
+    Operators: ``x + y``, ``x - y`` (ranks add, no rounding), ``alpha * x``,
+    ``x / alpha``, ``-x``, and ``x * y`` for the Hadamard (entrywise)
+    product (ranks multiply). A number added to a TT is the constant tensor.
+    Round the results with :meth:`round`.
 
     Examples
     --------
@@ -79,6 +93,9 @@ class TTTensor:
     def dtype(self) -> np.dtype:
         return np.result_type(*[c.dtype for c in self.cores])
 
+    #: numpy scalars defer to the reflected operators below instead of broadcasting.
+    __array_ufunc__ = None
+
     def __repr__(self) -> str:
         return f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={self.dtype})"
 
@@ -96,13 +113,17 @@ class TTTensor:
             out = xp.reshape(out @ xp.reshape(c, (r, n * s)), (-1, s))
         return xp.reshape(out, self.shape)
 
-    def entries(self, indices: Any) -> Any:
+    def entries(self, indices: Any, engine: Engine = "auto") -> Any:
         """Entries at given multi-indices.
 
         Parameters
         ----------
         indices : array_like of int, shape (m, d) or (d,)
             Multi-indices; negative values count from the end as in numpy.
+        engine : {"auto", "numpy", "numba", "cupy"}
+            "numpy" (and "cupy") gather the ``m`` core slices of each mode and
+            contract them with a batched product; "numba" runs the ``m``
+            chains in parallel without gathered copies.
 
         Returns
         -------
@@ -122,9 +143,179 @@ class TTTensor:
         if ((idx < -shape) | (idx >= shape)).any():
             raise ValueError(f"indices out of range for a TT tensor of shape {self.shape}")
         idx = idx % shape
+        if resolve_engine(engine, xp, has_numba_kernel=True) == "numba":
+            from .kernels import get_kernel
+
+            vals = get_kernel("tt_entries", "numba")(self.cores, idx)
+            return vals[0] if single else vals
         vec = xp.ones((idx.shape[0], 1), dtype=self.dtype)
         for k, c in enumerate(self.cores):
             sel = c[:, xp.asarray(idx[:, k]), :]          # (r, m, s)
             vec = xp.einsum("mr,rms->ms", vec, sel)
         vals = vec[:, 0]
         return vals[0] if single else vals
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> "TTTensor":
+        """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`."""
+        from .tt_svd import tt_svd
+
+        return tt_svd(X, eps=eps, max_rank=max_rank)
+
+    @classmethod
+    def from_function(cls, f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
+                      max_rank: int | None = None) -> "TTTensor":
+        """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`."""
+        from .tt_svd import tt_from_function
+
+        return tt_from_function(f, grids, eps=eps, max_rank=max_rank)
+
+    # -- operators ------------------------------------------------------------
+    def _constant(self, value: Any) -> "TTTensor":
+        xp = get_array_module(*self.cores)
+        dtype = np.result_type(self.dtype, type(value))
+        cores = [xp.ones((1, n, 1), dtype=dtype) for n in self.shape]
+        cores[0] = cores[0] * value
+        return TTTensor(cores)
+
+    def __add__(self, other: Any) -> "TTTensor":
+        from .tt_ops import tt_add
+
+        if isinstance(other, _SCALARS):
+            other = self._constant(other)
+        if not isinstance(other, TTTensor):
+            return NotImplemented
+        return tt_add(self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> "TTTensor":
+        from .tt_ops import tt_sub
+
+        if isinstance(other, _SCALARS):
+            other = self._constant(other)
+        if not isinstance(other, TTTensor):
+            return NotImplemented
+        return tt_sub(self, other)
+
+    def __rsub__(self, other: Any) -> "TTTensor":
+        if not isinstance(other, _SCALARS):
+            return NotImplemented
+        return self._constant(other) - self
+
+    def __neg__(self) -> "TTTensor":
+        from .tt_ops import tt_scale
+
+        return tt_scale(self, -1.0)
+
+    def __mul__(self, other: Any) -> "TTTensor":
+        from .tt_ops import tt_hadamard, tt_scale
+
+        if isinstance(other, TTTensor):
+            return tt_hadamard(self, other)
+        if isinstance(other, _SCALARS):
+            return tt_scale(self, other)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> "TTTensor":
+        from .tt_ops import tt_scale
+
+        if not isinstance(other, _SCALARS):
+            return NotImplemented
+        if other == 0:
+            raise ZeroDivisionError("division of a TTTensor by zero")
+        return tt_scale(self, 1.0 / other)
+
+    # -- methods delegating to the function modules ---------------------------
+    def hadamard(self, other: "TTTensor", engine: Engine = "auto") -> "TTTensor":
+        """Entrywise product; see :func:`tensorpar.tt_hadamard`."""
+        from .tt_ops import tt_hadamard
+
+        return tt_hadamard(self, other, engine=engine)
+
+    def dot(self, other: "TTTensor") -> float | complex:
+        """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
+        from .tt_ops import tt_dot
+
+        return tt_dot(self, other)
+
+    def norm(self, method: Literal["gram", "qr"] = "gram") -> float:
+        """Frobenius norm; see :func:`tensorpar.tt_norm`."""
+        from .tt_ops import tt_norm
+
+        return tt_norm(self, method=method)
+
+    def log_norm(self, method: Literal["gram", "qr"] = "gram") -> float:
+        """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`."""
+        from .tt_ops import tt_log_norm
+
+        return tt_log_norm(self, method=method)
+
+    def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "TTTensor":
+        """QR sweep; see :func:`tensorpar.tt_orthogonalize`."""
+        from .tt_orth import tt_orthogonalize
+
+        return tt_orthogonalize(self, direction)
+
+    def round(self, eps: float = 1e-12, max_rank: int | None = None,
+              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTTensor":
+        """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`."""
+        from .tt_round import tt_round
+
+        return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
+
+
+def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = None,
+              dtype: Any = np.float64) -> TTTensor:
+    """A TTTensor with independent Gaussian cores.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    rank : int or sequence of d - 1 ints
+        Internal TT ranks. Each is capped at the largest rank possible for
+        its unfolding, ``min(n_0...n_k, n_{k+1}...n_{d-1})``, so that the
+        ranks of the result are (with probability one) its exact TT ranks.
+    seed : int or numpy.random.Generator, optional
+    dtype : float32, float64, complex64 or complex128
+
+    Returns
+    -------
+    TTTensor
+        Core ``k`` has entries of variance ``1 / (n_k r_{k+1})``, which makes
+        ``E ||X||^2 = 1`` for every ``d``.
+
+    Examples
+    --------
+    >>> random_tt((2, 3, 4), 5, seed=0).ranks
+    (1, 2, 4, 1)
+    """
+    shape = [check_positive_int(n, f"shape[{k}]") for k, n in enumerate(shape)]
+    d = len(shape)
+    if d == 0:
+        raise ValueError("shape must have at least one mode")
+    if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
+        inner = [int(rank)] * (d - 1)
+    else:
+        inner = list(rank)
+        if len(inner) != d - 1:
+            raise ValueError(f"rank must be an int or a sequence of {d - 1} ints, got {rank!r}")
+    inner = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(inner)]
+    left = np.cumprod(shape, dtype=np.float64)
+    right = np.cumprod(shape[::-1], dtype=np.float64)[::-1]
+    ranks = [1] + [int(min(r, left[k], right[k + 1])) for k, r in enumerate(inner)] + [1]
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    cores = []
+    for k, n in enumerate(shape):
+        size = (ranks[k], n, ranks[k + 1])
+        scale = 1.0 / np.sqrt(n * ranks[k + 1])
+        c = rng.standard_normal(size)
+        if dtype.kind == "c":
+            c = (c + 1j * rng.standard_normal(size)) / np.sqrt(2.0)
+        cores.append((c * scale).astype(dtype))
+    return TTTensor(cores)
