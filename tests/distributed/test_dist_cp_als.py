@@ -1,0 +1,155 @@
+"""Distributed cp_als: serial-equal fits, exact traffic, callback, checkpoint/resume, errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+
+import tensorpar  # noqa: E402
+from tensorpar import random_cp  # noqa: E402
+from tensorpar.distributed import comm as C  # noqa: E402
+from tensorpar.distributed.cp_als import DistCPModel, cp_als  # noqa: E402
+from tensorpar.distributed.dist_tensor import DistTensor  # noqa: E402
+
+pytestmark = pytest.mark.mpi
+
+R = 3
+
+
+def _noisy(shape, seed=0, nonnegative=False):
+    """Low rank plus noise: the fit stays well below 1, where it is well conditioned."""
+    rng = np.random.default_rng(seed)
+    X = random_cp(shape, R, seed=seed + 1).to_dense() + 0.2 * rng.standard_normal(shape)
+    return np.abs(X) if nonnegative else X
+
+
+def _dist(X, comm, grid=None):
+    return DistTensor.scatter(X if comm.rank == 0 else None, grid=grid, comm=comm)
+
+
+@pytest.fixture
+def shared_dir(comm):
+    path = comm.bcast(tempfile.mkdtemp(prefix="tp_cpals_") if comm.rank == 0 else None)
+    yield path
+    comm.Barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("shape,nonnegative", [((9, 7, 8), False), ((9, 7, 8), True),
+                                               ((5, 6, 4, 7), False), ((4, 3, 5, 3, 4), True)])
+def test_fits_equal_serial(comm, shape, nonnegative):
+    X = _noisy(shape, nonnegative=nonnegative)
+    with _dist(X, comm) as T:
+        cp, res = cp_als(T, R, seed=7, max_iter=8, tol=0, nonnegative=nonnegative)
+    ref_cp, ref = tensorpar.cp_als(X, R, seed=7, max_iter=8, tol=0, nonnegative=nonnegative)
+    assert res.n_iter == ref.n_iter == 8
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
+    for a, b in zip(cp.factors, ref_cp.factors):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(cp.weights, ref_cp.weights, rtol=1e-9)
+    if nonnegative:
+        assert all((f >= 0).all() for f in cp.factors)
+
+
+def test_given_init_and_skewed_grid(comm):
+    shape = (3 * comm.size + 1, 5, 4)
+    X = _noisy(shape, seed=3)
+    init = random_cp(shape, R, seed=11)
+    with _dist(X, comm, grid=(comm.size, 1, 1)) as T:
+        cp, res = cp_als(T, R, init=init, max_iter=5, tol=0)
+    _, ref = tensorpar.cp_als(X, R, init=init, max_iter=5, tol=0)
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
+
+
+def test_converges_with_tol(comm):
+    X = _noisy((8, 7, 6), seed=5)
+    with _dist(X, comm) as T:
+        _, res = cp_als(T, R, seed=2, tol=1e-6, max_iter=500)
+    _, ref = tensorpar.cp_als(X, R, seed=2, tol=1e-6, max_iter=500)
+    assert res.converged and res.stop_reason == "tol"
+    assert res.n_iter == ref.n_iter
+    assert abs(res.fit - ref.fit) < 1e-10
+
+
+def test_traffic_equals_the_formula(comm):
+    shape = (7, 6, 5)
+    X = _noisy(shape)
+    iters = 3
+    with _dist(X, comm) as T:
+        with C.count_traffic() as c:
+            cp_als(T, R, seed=1, max_iter=iters, tol=0)
+        P, dims = comm.size, T.grid.dims
+        per_iter = sum(2 * R * (b - a) for n, (a, b) in enumerate(T.bounds) if P // dims[n] > 1)
+        if P > 1:
+            per_iter += 3 * R * R + 1  # Gram allreduces, the last one with the fit's inner
+        norm = 1 if P > 1 else 0  # ||X||
+        final = sum(shape) * R if P > 1 else 0  # the result gathered on every rank
+        assert c.total_bytes == 8 * (norm + iters * per_iter + final)
+        assert c.nbytes.get("Allreduce", 0) == 8 * (norm + iters * (3 * R * R + 1) * (P > 1))
+
+
+def test_callback_stops_all_ranks(comm):
+    X = _noisy((6, 5, 4))
+    seen = []
+
+    def cb(it, model, fit):
+        assert isinstance(model, DistCPModel)
+        seen.append(fit)
+        if it == 2:
+            full = model.gather()  # collective, called on every rank
+            assert full.shape == (6, 5, 4)
+        return comm.rank == comm.size - 1 and it == 3  # only one rank asks to stop
+
+    with _dist(X, comm) as T:
+        _, res = cp_als(T, R, seed=0, max_iter=20, tol=0, callback=cb)
+    assert res.n_iter == 3 and res.stop_reason == "callback" and len(seen) == 3
+
+
+def test_checkpoint_resume_matches_uninterrupted(comm, shared_dir):
+    X = _noisy((7, 6, 5), seed=9)
+    path = os.path.join(shared_dir, "cp.npz")
+    with _dist(X, comm) as T:
+        _, full = cp_als(T, R, seed=4, max_iter=6, tol=0)
+        _, first = cp_als(T, R, seed=4, max_iter=3, tol=0, checkpoint=path, checkpoint_every=2)
+        assert os.path.isfile(path)
+        cp2, second = cp_als(T, R, max_iter=6, tol=0, resume=path)
+    assert first.n_iter == 3 and second.resumed_from == 3 and second.n_iter == 6
+    np.testing.assert_allclose(second.fits, full.fits, rtol=0, atol=1e-13)
+    # the checkpoint is the serial format: the serial driver continues it too
+    _, serial = tensorpar.cp_als(X, R, max_iter=6, tol=0, resume=path)
+    np.testing.assert_allclose(serial.fits, full.fits, rtol=0, atol=1e-10)
+
+
+def test_errors_raise_on_every_rank(comm, shared_dir):
+    X = _noisy((6, 5, 4))
+    with pytest.raises(TypeError, match="X must be a DistTensor"):
+        cp_als(X, R)
+    with _dist(X, comm) as T:
+        with pytest.raises(ValueError, match="init='svd' is not available"):
+            cp_als(T, R, init="svd")
+        with pytest.raises(ValueError, match="rank must be >= 1"):
+            cp_als(T, 0)
+        with pytest.raises(ValueError, match="tol must be a number >= 0"):
+            cp_als(T, R, tol=-1.0)
+        with pytest.raises(TypeError, match="callback must be callable"):
+            cp_als(T, R, callback=3)
+        with pytest.raises(ValueError, match="init has rank 2"):
+            cp_als(T, R, init=random_cp((6, 5, 4), 2, seed=0))
+        with pytest.raises(ValueError, match="no such checkpoint file"):
+            cp_als(T, R, resume=os.path.join(shared_dir, "none.npz"))
+        bad = np.ones(T.local.shape)
+        if comm.rank == comm.size - 1:
+            bad.flat[0] = np.nan
+        with DistTensor.from_local(bad, T.shape, grid=T.grid) as U:
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                cp_als(U, R)
+        with DistTensor.from_local(T.local.astype(np.complex128), T.shape, grid=T.grid) as U:
+            with pytest.raises(TypeError, match="expected one of float32, float64"):
+                cp_als(U, R)
