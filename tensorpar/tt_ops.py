@@ -28,7 +28,7 @@ import numpy as np
 
 from ._backend import Engine, get_array_module, resolve_engine
 from ._tt_linalg import check_same_shape, check_scalar
-from .tt_tensor import TTTensor, random_tt  # noqa: F401 - random_tt is used by the doctests
+from .tt_tensor import TTTensor
 
 __all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "tt_dot", "tt_norm",
            "tt_log_dot", "tt_log_norm", "add_cores", "hadamard_core", "dot_step"]
@@ -100,6 +100,21 @@ def add_cores(cores: Sequence[Any], position: Position,
     return out
 
 
+def check_summands(tensors: Sequence[TTTensor], weights: Sequence[Any] | None) -> list | None:
+    """Check a list of same-shape TTs on one device and their weights; return the weights."""
+    if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
+        raise TypeError("tensors must be a non-empty list of TTTensor")
+    for j, t in enumerate(tensors):
+        _check_tt(t, f"tensors[{j}]")
+    check_same_shape([t.shape for t in tensors], [f"tensors[{j}]" for j in range(len(tensors))])
+    get_array_module(*[t.cores[0] for t in tensors])
+    if weights is None:
+        return None
+    if len(weights) != len(tensors):
+        raise ValueError(f"weights has length {len(weights)}, expected {len(tensors)}")
+    return [check_scalar(w, f"weights[{j}]") for j, w in enumerate(weights)]
+
+
 def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) -> TTTensor:
     """``sum_j weights[j] * tensors[j]`` in TT form; the ranks add.
 
@@ -112,6 +127,8 @@ def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) ->
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_sum
     >>> x = random_tt((3, 4, 5), 2, seed=0)
     >>> s = tt_sum([x, x, x], weights=[1.0, 2.0, -1.0])
     >>> s.ranks
@@ -119,16 +136,7 @@ def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) ->
     >>> bool(np.allclose(s.to_dense(), 2 * x.to_dense()))
     True
     """
-    if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
-        raise TypeError("tensors must be a non-empty list of TTTensor")
-    for j, t in enumerate(tensors):
-        _check_tt(t, f"tensors[{j}]")
-    check_same_shape([t.shape for t in tensors], [f"tensors[{j}]" for j in range(len(tensors))])
-    get_array_module(*[t.cores[0] for t in tensors])
-    if weights is not None:
-        if len(weights) != len(tensors):
-            raise ValueError(f"weights has length {len(weights)}, expected {len(tensors)}")
-        weights = [check_scalar(w, f"weights[{j}]") for j, w in enumerate(weights)]
+    weights = check_summands(tensors, weights)
     d = tensors[0].ndim
     return TTTensor([add_cores([t.cores[k] for t in tensors], _position(k, d), weights)
                      for k in range(d)])
@@ -197,6 +205,8 @@ def tt_hadamard(x: TTTensor, y: TTTensor, engine: Engine = "auto") -> TTTensor:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_hadamard
     >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
     >>> z = tt_hadamard(x, y)
     >>> z.ranks
@@ -288,6 +298,8 @@ def tt_dot(x: TTTensor, y: TTTensor) -> float | complex:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_dot
     >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
     >>> bool(np.isclose(tt_dot(x, y), np.vdot(x.to_dense(), y.to_dense())))
     True
@@ -319,6 +331,8 @@ def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import TTTensor, tt_log_norm
     >>> x = TTTensor([np.full((1, 4, 1), 10.0)] * 1000)
     >>> bool(np.isclose(tt_log_norm(x), 1000 * np.log(20.0)))
     True
@@ -340,6 +354,8 @@ def tt_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_norm
     >>> x = random_tt((3, 4, 5), 2, seed=0)
     >>> bool(np.isclose(tt_norm(x), np.linalg.norm(x.to_dense())))
     True

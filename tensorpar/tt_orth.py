@@ -26,7 +26,7 @@ import numpy as np
 
 from ._backend import get_array_module
 from ._tt_linalg import lq, qr
-from .tt_tensor import TTTensor, random_tt  # noqa: F401 - random_tt is used by the doctests
+from .tt_tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale"]
@@ -123,6 +123,8 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_orthonormalize
     >>> x = random_tt((3, 4, 5), 2, seed=0)
     >>> y, log_norm = tt_orthonormalize(x)
     >>> G = y.cores[0].reshape(3, -1)
@@ -203,6 +205,8 @@ def tt_orthogonalize(x: TTTensor, direction: Direction = "left") -> TTTensor:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_orthogonalize
     >>> x = random_tt((3, 4, 5), 2, seed=0)
     >>> y = tt_orthogonalize(x, "right")
     >>> G = y.cores[2].reshape(y.ranks[2], -1)

@@ -46,6 +46,8 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import tt_svd
     >>> x = np.add.outer(np.arange(4.0), np.arange(5.0))[:, :, None] * np.ones(3)
     >>> tt_svd(x).ranks
     (1, 2, 1, 1)
@@ -103,6 +105,8 @@ def tt_from_function(f: Callable[..., Any], grids: Sequence[Any], eps: float = 1
 
     Examples
     --------
+    >>> import numpy as np
+    >>> from tensorpar import tt_from_function
     >>> g = np.linspace(0.0, 1.0, 16)
     >>> tt = tt_from_function(lambda *x: np.sin(sum(x)), [g] * 4)
     >>> tt.ranks

@@ -46,6 +46,7 @@ class TTTensor:
 
     Examples
     --------
+    >>> from tensorpar import TTTensor
     >>> import numpy as np
     >>> tt = TTTensor([np.ones((1, 2, 2)), np.ones((2, 3, 1))])
     >>> tt.shape, tt.ranks
@@ -291,6 +292,7 @@ def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = No
 
     Examples
     --------
+    >>> from tensorpar import random_tt
     >>> random_tt((2, 3, 4), 5, seed=0).ranks
     (1, 2, 4, 1)
     """

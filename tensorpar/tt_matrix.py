@@ -1,0 +1,283 @@
+"""TT-matrices (matrix product operators) and their products with TT vectors and dense matrices.
+
+A :class:`TTMatrix` with cores ``A_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``
+represents the ``(prod m_k) x (prod n_k)`` matrix
+
+``A[(i_0, ..., i_{d-1}), (j_0, ..., j_{d-1})] = A_0[:, i_0, j_0, :] ... A_{d-1}[:, i_{d-1}, j_{d-1}, :]``
+
+with row and column multi-indices both in C order (the last mode fastest).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from ._backend import get_array_module
+from ._tt_linalg import check_same_shape
+from ._validation import as_float_array, check_positive_int
+from .tt_tensor import TTTensor
+
+__all__ = ["TTMatrix", "ttm_matvec", "ttm_matmat", "ttm_matvec_core"]
+
+
+class TTMatrix:
+    """A matrix in TT (MPO) form.
+
+    Parameters
+    ----------
+    cores : sequence of ndarray
+        Core ``k`` has shape ``(r_k, m_k, n_k, r_{k+1})`` with
+        ``r_0 = r_d = 1``; neighbouring ranks must chain.
+
+    Attributes
+    ----------
+    row_shape, col_shape : tuple of int
+        ``(m_0, ..., m_{d-1})`` and ``(n_0, ..., n_{d-1})``.
+    shape : tuple of int
+        ``(prod m_k, prod n_k)``.
+    ranks : tuple of int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import TTMatrix
+    >>> A = np.arange(24.0).reshape(4, 6)
+    >>> T = TTMatrix.from_dense(A, (2, 2), (2, 3))
+    >>> T.shape, T.ranks
+    ((4, 6), (1, 2, 1))
+    >>> bool(np.allclose(T.to_dense(), A))
+    True
+    """
+
+    __array_ufunc__ = None
+
+    def __init__(self, cores: Sequence[Any]) -> None:
+        if not isinstance(cores, (list, tuple)) or len(cores) == 0:
+            raise TypeError("cores must be a non-empty list of 4-D arrays")
+        get_array_module(*cores)
+        cores = [as_float_array(c, f"cores[{k}]", min_ndim=4, max_ndim=4)
+                 for k, c in enumerate(cores)]
+        if cores[0].shape[0] != 1 or cores[-1].shape[3] != 1:
+            raise ValueError("the first core needs left rank 1 and the last core right rank 1; "
+                             f"got shapes {tuple(cores[0].shape)} and {tuple(cores[-1].shape)}")
+        for k in range(len(cores) - 1):
+            if cores[k].shape[3] != cores[k + 1].shape[0]:
+                raise ValueError(
+                    f"ranks do not chain: cores[{k}] has right rank {cores[k].shape[3]} but "
+                    f"cores[{k + 1}] has left rank {cores[k + 1].shape[0]}")
+        for k, c in enumerate(cores):
+            if min(c.shape) < 1:
+                raise ValueError(f"cores[{k}] has an empty dimension: shape {tuple(c.shape)}")
+        self.cores: list[Any] = list(cores)
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[1]) for c in self.cores)
+
+    @property
+    def col_shape(self) -> tuple[int, ...]:
+        return tuple(int(c.shape[2]) for c in self.cores)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return math.prod(self.row_shape), math.prod(self.col_shape)
+
+    @property
+    def ndim(self) -> int:
+        """Number of cores ``d``."""
+        return len(self.cores)
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        return (1,) + tuple(int(c.shape[3]) for c in self.cores)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(*[c.dtype for c in self.cores])
+
+    def __repr__(self) -> str:
+        return (f"TTMatrix(row_shape={self.row_shape}, col_shape={self.col_shape}, "
+                f"ranks={self.ranks}, dtype={self.dtype})")
+
+    @property
+    def T(self) -> "TTMatrix":
+        """Transpose (not conjugated): cores with the row and column modes swapped."""
+        xp = get_array_module(*self.cores)
+        return TTMatrix([xp.ascontiguousarray(c.transpose(0, 2, 1, 3)) for c in self.cores])
+
+    def as_tt(self) -> TTTensor:
+        """The same cores viewed as a TT tensor with modes of size ``m_k n_k``."""
+        return TTTensor([c.reshape(c.shape[0], c.shape[1] * c.shape[2], c.shape[3])
+                         for c in self.cores])
+
+    @classmethod
+    def from_tt(cls, tt: TTTensor, row_shape: Sequence[int], col_shape: Sequence[int]) -> "TTMatrix":
+        """Inverse of :meth:`as_tt`: split mode ``k`` of size ``m_k n_k`` into ``(m_k, n_k)``."""
+        row_shape, col_shape = _check_shapes(row_shape, col_shape)
+        want = tuple(m * n for m, n in zip(row_shape, col_shape))
+        if tt.shape != want:
+            raise ValueError(f"tt has shape {tt.shape}; row_shape x col_shape needs {want}")
+        return cls([c.reshape(c.shape[0], m, n, c.shape[2])
+                    for c, m, n in zip(tt.cores, row_shape, col_shape)])
+
+    def to_dense(self) -> Any:
+        """The full ``(prod m_k) x (prod n_k)`` matrix (small matrices only)."""
+        xp = get_array_module(*self.cores)
+        d = self.ndim
+        full = self.as_tt().to_dense().reshape(
+            [s for m, n in zip(self.row_shape, self.col_shape) for s in (m, n)])
+        full = xp.transpose(full, list(range(0, 2 * d, 2)) + list(range(1, 2 * d, 2)))
+        return xp.reshape(full, self.shape)
+
+    @classmethod
+    def from_dense(cls, A: Any, row_shape: Sequence[int], col_shape: Sequence[int],
+                   eps: float = 1e-12, max_rank: int | None = None) -> "TTMatrix":
+        """TT-matrix of a dense matrix by TT-SVD of its mode-interleaved reshaping.
+
+        Parameters
+        ----------
+        A : ndarray, shape (prod(row_shape), prod(col_shape))
+        row_shape, col_shape : sequence of int, same length ``d``
+        eps, max_rank
+            As in :func:`tensorpar.tt_svd`: ``||A - T||_F <= eps ||A||_F``.
+        """
+        from .tt_svd import tt_svd
+
+        row_shape, col_shape = _check_shapes(row_shape, col_shape)
+        A = as_float_array(A, "A", min_ndim=2, max_ndim=2)
+        want = (math.prod(row_shape), math.prod(col_shape))
+        if tuple(A.shape) != want:
+            raise ValueError(f"A has shape {tuple(A.shape)}; row_shape and col_shape give {want}")
+        xp = get_array_module(A)
+        d = len(row_shape)
+        T = xp.reshape(A, row_shape + col_shape)
+        order = [i for k in range(d) for i in (k, d + k)]
+        T = xp.reshape(xp.transpose(T, order), [m * n for m, n in zip(row_shape, col_shape)])
+        return cls.from_tt(tt_svd(xp.ascontiguousarray(T), eps=eps, max_rank=max_rank),
+                           row_shape, col_shape)
+
+    def round(self, eps: float = 1e-12, max_rank: int | None = None,
+              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTMatrix":
+        """Round the cores as a TT tensor; see :func:`tensorpar.tt_round`."""
+        return TTMatrix.from_tt(self.as_tt().round(eps, max_rank, method, **options),
+                                self.row_shape, self.col_shape)
+
+    def __matmul__(self, other: Any) -> Any:
+        if isinstance(other, TTTensor):
+            return ttm_matvec(self, other)
+        if hasattr(other, "ndim") and hasattr(other, "dtype"):
+            return ttm_matmat(self, other)
+        return NotImplemented
+
+
+def _check_shapes(row_shape: Sequence[int], col_shape: Sequence[int]) -> tuple[list, list]:
+    rows = [check_positive_int(m, f"row_shape[{k}]") for k, m in enumerate(row_shape)]
+    cols = [check_positive_int(n, f"col_shape[{k}]") for k, n in enumerate(col_shape)]
+    if len(rows) != len(cols) or not rows:
+        raise ValueError(f"row_shape {tuple(rows)} and col_shape {tuple(cols)} need the same "
+                         "non-zero length")
+    return rows, cols
+
+
+def ttm_matvec_core(a: Any, b: Any) -> Any:
+    """Core of a TT-matrix times a TT vector.
+
+    Parameters
+    ----------
+    a : ndarray, shape (r, m, n, q)
+        TT-matrix core.
+    b : ndarray, shape (s, n, t)
+        TT vector core.
+
+    Returns
+    -------
+    ndarray, shape (r s, m, q t)
+        ``out[i s + j, p, k t + l] = sum_c a[i, p, c, k] b[j, c, l]``: one matrix
+        product of ``2 r m q s n t`` flops and a transposed copy.
+    """
+    xp = get_array_module(a, b)
+    r, m, n, q = a.shape
+    s, _, t = b.shape
+    prod = xp.tensordot(a, b, axes=([2], [1]))  # (r, m, q, s, t)
+    return xp.ascontiguousarray(prod.transpose(0, 3, 1, 2, 4)).reshape(r * s, m, q * t)
+
+
+def ttm_matvec(A: TTMatrix, x: TTTensor) -> TTTensor:
+    """TT-matrix times TT vector; ranks multiply (round the result if needed).
+
+    Parameters
+    ----------
+    A : TTMatrix, row_shape (m_k), col_shape (n_k)
+    x : TTTensor, shape (n_0, ..., n_{d-1})
+
+    Returns
+    -------
+    TTTensor, shape (m_0, ..., m_{d-1}), ranks ``r_k(A) r_k(x)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import TTMatrix, TTTensor, ttm_matvec
+    >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
+    >>> x = TTTensor.from_dense(np.arange(6.0).reshape(2, 3))
+    >>> y = ttm_matvec(A, x)
+    >>> bool(np.allclose(y.to_dense().ravel(), A.to_dense() @ np.arange(6.0)))
+    True
+    """
+    if not isinstance(A, TTMatrix):
+        raise TypeError(f"A must be a TTMatrix, got {type(A).__name__}")
+    if not isinstance(x, TTTensor):
+        raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
+    check_same_shape([A.col_shape, x.shape], ["A's col_shape", "x"])
+    return TTTensor([ttm_matvec_core(a, b) for a, b in zip(A.cores, x.cores)])
+
+
+def ttm_matmat(A: TTMatrix, X: Any) -> Any:
+    """TT-matrix times a dense vector or matrix, without forming ``A``.
+
+    Parameters
+    ----------
+    A : TTMatrix, shape (M, N)
+    X : ndarray, shape (N,) or (N, B)
+        numpy or cupy, same device as ``A``.
+
+    Returns
+    -------
+    ndarray, shape (M,) or (M, B)
+        Mode by mode: each step is one matrix product of the core
+        (``(r_k n_k) x (m_k r_{k+1})``) with the partially contracted
+        ``X`` and a transposed copy, ``2 B r_k m_k n_k r_{k+1}
+        prod_{j<k} m_j prod_{j>k} n_j`` flops.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import TTMatrix, ttm_matmat
+    >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
+    >>> X = np.ones((6, 2))
+    >>> bool(np.allclose(ttm_matmat(A, X), A.to_dense() @ X))
+    True
+    """
+    if not isinstance(A, TTMatrix):
+        raise TypeError(f"A must be a TTMatrix, got {type(A).__name__}")
+    X = as_float_array(X, "X", min_ndim=1, max_ndim=2)
+    xp = get_array_module(X, *A.cores)
+    M, N = A.shape
+    if X.shape[0] != N:
+        raise ValueError(f"X has {X.shape[0]} rows but A has {N} columns")
+    vector = X.ndim == 1
+    B = 1 if vector else X.shape[1]
+    dtype = np.result_type(A.dtype, X.dtype)
+    # Z holds (r_k, n_k, ..., n_{d-1}, B, m_0, ..., m_{k-1}) as a C-ordered block.
+    Z = xp.asarray(X, dtype=dtype)
+    for core in A.cores:
+        r, m, n, q = core.shape
+        C = xp.transpose(core, (0, 2, 1, 3)).reshape(r * n, m * q)
+        W = C.T @ Z.reshape(r * n, -1)            # (m q, rest * done)
+        W = W.reshape(m, q * W.shape[1])
+        Z = xp.ascontiguousarray(W.T)             # (q, rest, done, m) flattened
+    out = Z.reshape(B, M).T
+    return xp.ascontiguousarray(out[:, 0] if vector else out)
