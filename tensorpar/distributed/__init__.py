@@ -1,7 +1,8 @@
 """MPI layer of tensorpar (needs the ``mpi`` extra: mpi4py and an MPI library).
 
 Every distributed API takes ``comm`` explicitly (default ``MPI.COMM_WORLD``,
-resolved in :func:`tensorpar.distributed.comm.resolve_comm`). Importing this
+resolved in :func:`tensorpar.distributed.comm.resolve_comm` at call time).
+All messages go through :mod:`tensorpar.distributed.comm`. Importing this
 package installs an excepthook that aborts the MPI job when an exception is
 not caught on some rank (see :mod:`tensorpar.distributed.errors`).
 """
@@ -9,8 +10,27 @@ not caught on some rank (see :mod:`tensorpar.distributed.errors`).
 from __future__ import annotations
 
 from . import comm
+from .cp_als import DistCPModel, cp_als
+from .dist_tensor import DistTensor
 from .errors import _install_by_default, check_all, collective_guard
+from .grid import ProcessGrid, choose_grid, grid_cost
+from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_rows
 
-__all__ = ["comm", "check_all", "collective_guard"]
+__all__ = [
+    "DistCPModel",
+    "DistTensor",
+    "ProcessGrid",
+    "allgather_factor",
+    "check_all",
+    "choose_grid",
+    "collective_guard",
+    "comm",
+    "cp_als",
+    "dist_mttkrp",
+    "dist_mttkrp_sweep",
+    "factor_blocks",
+    "grid_cost",
+    "owned_rows",
+]
 
 _install_by_default()
