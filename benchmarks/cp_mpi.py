@@ -154,7 +154,10 @@ def _launch(args: argparse.Namespace, nprocs: int | None, threads: int) -> dict[
 
 
 def fit_alpha_beta(points: list[dict[str, Any]]) -> tuple[float, float, float]:
-    """Fit alpha (s/message) and beta (s/byte) to timed collectives; returns (alpha, beta, rms rel. error)."""
+    """Fit alpha (s/message) and beta (s/byte) to timed collectives.
+
+    Returns ``(alpha, beta, rms relative error)``.
+    """
     from scipy.optimize import nnls
 
     rows, rhs = [], []

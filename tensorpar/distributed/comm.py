@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
-from .._backend import is_cupy_array, require
+from .._backend import get_array_module, is_cupy_array, require
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -221,19 +221,11 @@ def _rows_first(x: Any, axis: int) -> tuple[Any, int]:
     if x.ndim == 0:
         raise ValueError("the array must have at least one dimension to be split in rows")
     axis = axis % x.ndim
-    return (x if axis == 0 else _xp(x).moveaxis(x, axis, 0)), axis
-
-
-def _xp(x: Any) -> Any:
-    if is_cupy_array(x):
-        import cupy
-
-        return cupy
-    return np
+    return (x if axis == 0 else get_array_module(x).moveaxis(x, axis, 0)), axis
 
 
 def _restore(y: Any, axis: int) -> Any:
-    return y if axis == 0 else _xp(y).moveaxis(y, 0, axis)
+    return y if axis == 0 else get_array_module(y).moveaxis(y, 0, axis)
 
 
 def _check_counts(counts: Sequence[int], size: int, name: str = "counts") -> list[int]:
@@ -282,7 +274,8 @@ def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],
     counts = _check_counts(counts, comm.Get_size())
     xr, axis = _rows_first(x, axis)
     if xr.shape[0] != sum(counts):
-        raise ValueError(f"x has {xr.shape[0]} rows along axis {axis}; counts sum to {sum(counts)}")
+        raise ValueError(
+            f"x has {xr.shape[0]} rows along axis {axis}; counts sum to {sum(counts)}")
     if comm.Get_size() == 1:
         return x.copy()
     send = _host(xr)
@@ -304,7 +297,8 @@ def reduce_scatter_block(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum",
     size = comm.Get_size()
     xr, axis = _rows_first(x, axis)
     if xr.shape[0] % size:
-        raise ValueError(f"x has {xr.shape[0]} rows along axis {axis}, not a multiple of {size} ranks")
+        raise ValueError(
+            f"x has {xr.shape[0]} rows along axis {axis}, not a multiple of {size} ranks")
     if size == 1:
         return x.copy()
     send = _host(xr)
@@ -319,7 +313,8 @@ def _gathered_counts(comm: Any, rows: int, counts: Sequence[int] | None) -> list
         counts = _check_counts(counts, comm.Get_size())
         if counts[comm.Get_rank()] != rows:
             raise ValueError(
-                f"counts[{comm.Get_rank()}] = {counts[comm.Get_rank()]} but this rank has {rows} rows")
+                f"counts[{comm.Get_rank()}] = {counts[comm.Get_rank()]} but this rank has "
+                f"{rows} rows")
         return counts
     if comm.Get_size() == 1:
         return [rows]
@@ -358,9 +353,10 @@ def bcast(comm: "MPI.Comm | None", x: Any = None, root: int = 0, *,
     """Broadcast array ``x`` from ``root`` (other ranks' ``x`` is ignored) and return it.
 
     When every rank passes ``shape`` (and ``dtype``, default float64) no
-    metadata is sent; otherwise the root's shape and dtype are broadcast
-    first. Every rank must make the same choice (SPMD call sites do).
-    Counted bytes: the array.
+    metadata is sent and other ranks get a numpy array; otherwise the root's
+    shape, dtype and array module (numpy or cupy) are broadcast first. Every
+    rank must make the same choice (SPMD call sites do). Counted bytes: the
+    array.
     """
     comm = resolve_comm(comm)
     is_root = comm.Get_rank() == root
@@ -368,15 +364,23 @@ def bcast(comm: "MPI.Comm | None", x: Any = None, root: int = 0, *,
         raise ValueError(f"bcast: the root rank {root} must pass an array")
     if comm.Get_size() == 1:
         return x
+    on_device = False
     if shape is None:
-        meta = (tuple(x.shape), np.dtype(x.dtype).str) if is_root else None
-        shape, dtype = comm.bcast(meta, root=root)
+        meta = (tuple(x.shape), np.dtype(x.dtype).str, is_cupy_array(x)) if is_root else None
+        shape, dtype, on_device = comm.bcast(meta, root=root)
         _record(comm, "meta", 0)
-    like = x if is_root else None
     buf = _host(x) if is_root else np.empty(tuple(shape), dtype=dtype or np.float64)
     comm.Bcast(buf, root=root)
     _record(comm, "Bcast", buf.nbytes)
-    return _like(buf, like) if like is not None else buf
+    if is_root:
+        return _like(buf, x)
+    return _to_device(buf) if on_device else buf
+
+
+def _to_device(y: Any) -> Any:
+    import cupy
+
+    return cupy.asarray(y)
 
 
 def gatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = None,
@@ -406,7 +410,7 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
              axis: int = 0) -> Any:
     """Split ``x`` (read on ``root`` only) along ``axis`` in ``counts`` rows per rank.
 
-    The trailing shape and dtype travel as metadata. Counted bytes: root the
+    The trailing shape, dtype and array module travel as metadata. Counted bytes: root the
     whole input, others their part.
     """
     comm = resolve_comm(comm)
@@ -415,11 +419,14 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
     if is_root:
         xr, axis = _rows_first(x, axis)
         if xr.shape[0] != sum(counts):
-            raise ValueError(f"x has {xr.shape[0]} rows along axis {axis}; counts sum to {sum(counts)}")
+            raise ValueError(
+                f"x has {xr.shape[0]} rows along axis {axis}; counts sum to {sum(counts)}")
     if comm.Get_size() == 1:
         return x.copy()
-    meta = (tuple(xr.shape[1:]), np.dtype(x.dtype).str, axis) if is_root else None
-    trail, dtype, axis = comm.bcast(meta, root=root)
+    meta = None
+    if is_root:
+        meta = (tuple(xr.shape[1:]), np.dtype(x.dtype).str, axis, is_cupy_array(x))
+    trail, dtype, axis, on_device = comm.bcast(meta, root=root)
     _record(comm, "meta", 0)
     row = int(np.prod(trail, dtype=np.int64))
     out = np.empty((counts[comm.Get_rank()],) + tuple(trail), dtype=dtype)
@@ -430,7 +437,7 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
         return _restore(_like(out, x), axis)
     comm.Scatterv(None, out, root=root)
     _record(comm, "Scatterv", out.nbytes)
-    return _restore(out, axis)
+    return _restore(_to_device(out) if on_device else out, axis)
 
 
 def any_true(comm: "MPI.Comm | None", flag: bool) -> bool:

@@ -34,7 +34,8 @@ from ..cp_fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms
 from ..cp_init import initialize_cp
 from ..cp_result import CPALSResult, StopReason, progress_line
 from ..cp_tensor import CPTensor
-from ..cp_update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
+from ..cp_update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
+                         normalize_factor)
 from . import comm as C
 from .dist_tensor import DistTensor
 from .errors import check_all, collective_guard

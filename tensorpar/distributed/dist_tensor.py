@@ -34,7 +34,8 @@ __all__ = ["DistTensor"]
 def _check_blocks(shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
     """Raise the same ValueError on every rank (no communication) when a block would be empty."""
     if len(dims) != len(shape):
-        raise ValueError(f"the grid has {len(dims)} dimensions but the tensor has order {len(shape)}")
+        raise ValueError(
+            f"the grid has {len(dims)} dimensions but the tensor has order {len(shape)}")
     for n, (I, P) in enumerate(zip(shape, dims)):
         if P > I:
             raise ValueError(
@@ -132,9 +133,11 @@ class DistTensor:
         packed = None
         if is_root:
             xp = get_array_module(X)
-            packed = xp.concatenate([X[_slices(_bounds(shape, g, r))].ravel() for r in range(g.size)])
+            packed = xp.concatenate([X[_slices(_bounds(shape, g, r))].ravel()
+                                     for r in range(g.size)])
         flat = C.scatterv(g.cart, packed, counts, root=root)
-        return cls(flat.reshape(tuple(b - a for a, b in _bounds(shape, g, g.rank))), shape, g, owned)
+        mine = tuple(b - a for a, b in _bounds(shape, g, g.rank))
+        return cls(flat.reshape(mine), shape, g, owned)
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], shape: Sequence[int], grid: Any = None,

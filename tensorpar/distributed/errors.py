@@ -63,7 +63,8 @@ def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
 
 
 @contextlib.contextmanager
-def collective_guard(comm: "MPI.Comm | None", exc_type: type[Exception] = RuntimeError) -> Iterator[None]:
+def collective_guard(comm: "MPI.Comm | None",
+                     exc_type: type[Exception] = RuntimeError) -> Iterator[None]:
     """Run a block of local work so that an exception on one rank is raised on all.
 
     On leaving the block every rank reduces an error flag; a rank whose block

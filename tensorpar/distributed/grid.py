@@ -174,7 +174,7 @@ class ProcessGrid:
         self.comm = comm
         self.cart = comm.Create_cart(list(dims), periods=[False] * len(dims), reorder=False)
         self.cart.Set_name("tensorpar.grid")
-        self.coords: tuple[int, ...] = tuple(int(c) for c in self.cart.Get_coords(self.cart.Get_rank()))
+        self.coords: tuple[int, ...] = self.coords_of(self.cart.Get_rank())
         self._slices = []
         for n in range(len(dims)):
             sub = self.cart.Sub([k != n for k in range(len(dims))])

@@ -79,7 +79,8 @@ def _check(X: DistTensor, blocks: Sequence[Any], skip: int | None) -> None:
     if not isinstance(blocks, (list, tuple)) or len(blocks) != X.ndim:
         msg = f"factor blocks must be a list of {X.ndim} matrices"
     else:
-        ranks = {b.shape[1] for k, b in enumerate(blocks) if k != skip and getattr(b, "ndim", 0) == 2}
+        ranks = {b.shape[1] for k, b in enumerate(blocks)
+                 if k != skip and getattr(b, "ndim", 0) == 2}
         for k, (blk, (a, b)) in enumerate(zip(blocks, X.bounds)):
             if k == skip:
                 continue
@@ -95,7 +96,7 @@ def _reduce_to_owned(X: DistTensor, M_local: Any, mode: int) -> Any:
 
 
 def dist_mttkrp(X: DistTensor, blocks: Sequence[Any], mode: int, engine: Engine = "auto") -> Any:
-    """Distributed MTTKRP: this rank's owned rows of ``unfold(X, mode) @ khatri_rao(A_k, k != mode)``.
+    """Distributed MTTKRP: this rank's owned rows of ``unfold(X, n) @ khatri_rao(A_k, k != n)``.
 
     Parameters
     ----------
