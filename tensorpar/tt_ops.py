@@ -304,9 +304,8 @@ def tt_dot(x: TTTensor, y: TTTensor) -> float | complex:
     >>> bool(np.isclose(tt_dot(x, y), np.vdot(x.to_dense(), y.to_dense())))
     True
     """
-    _check_pair(x, y)
-    value, log_scale = _scaled_chain(x, y)
-    return value * math.exp(log_scale) if value != 0 else value
+    sign, logabs = tt_log_dot(x, y)
+    return sign * _exp(logabs) if sign != 0 else sign
 
 
 def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
@@ -360,5 +359,10 @@ def tt_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
     >>> bool(np.isclose(tt_norm(x), np.linalg.norm(x.to_dense())))
     True
     """
-    return math.exp(tt_log_norm(x, method))
+    return _exp(tt_log_norm(x, method))
+
+
+def _exp(t: float) -> float:
+    """``exp`` that overflows to ``inf`` instead of raising."""
+    return math.inf if t > 709.78 else math.exp(t)
 

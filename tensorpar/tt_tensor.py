@@ -7,6 +7,7 @@ the operators and methods of :class:`TTTensor` delegate to them.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
@@ -307,9 +308,12 @@ def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = No
         if len(inner) != d - 1:
             raise ValueError(f"rank must be an int or a sequence of {d - 1} ints, got {rank!r}")
     inner = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(inner)]
-    left = np.cumprod(shape, dtype=np.float64)
-    right = np.cumprod(shape[::-1], dtype=np.float64)[::-1]
-    ranks = [1] + [int(min(r, left[k], right[k + 1])) for k, r in enumerate(inner)] + [1]
+    ranks = [1]
+    for k, r in enumerate(inner):
+        left = math.prod(shape[:k + 1]) if k < 64 else r  # Python ints: no overflow
+        right = math.prod(shape[k + 1:]) if d - k - 1 < 64 else r
+        ranks.append(min(r, left, right))
+    ranks.append(1)
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)
     cores = []
