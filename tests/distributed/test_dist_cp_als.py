@@ -95,7 +95,7 @@ def test_traffic_equals_the_formula(comm):
         assert c.nbytes.get("Allreduce", 0) == 8 * (norm + iters * (3 * R * R + 1) * (P > 1))
 
 
-def test_callback_stops_all_ranks(comm):
+def test_callback_stops_all_ranks(comm, capsys):
     X = _noisy((6, 5, 4))
     seen = []
 
@@ -108,8 +108,10 @@ def test_callback_stops_all_ranks(comm):
         return comm.rank == comm.size - 1 and it == 3  # only one rank asks to stop
 
     with _dist(X, comm) as T:
-        _, res = cp_als(T, R, seed=0, max_iter=20, tol=0, callback=cb)
+        _, res = cp_als(T, R, seed=0, max_iter=20, tol=0, callback=cb, verbose=True)
     assert res.n_iter == 3 and res.stop_reason == "callback" and len(seen) == 3
+    printed = capsys.readouterr().out
+    assert printed.count("cp_als iter") == (3 if comm.rank == 0 else 0)  # rank 0 prints
 
 
 def test_checkpoint_resume_matches_uninterrupted(comm, shared_dir):

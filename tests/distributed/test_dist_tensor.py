@@ -92,6 +92,7 @@ def test_from_npy_reads_only_the_block(comm, shared_dir):
     if comm.rank == 0:
         np.save(path, X)
         np.save(os.path.join(shared_dir, "i.npy"), np.arange(140).reshape(7, 4, 5))
+        np.save(os.path.join(shared_dir, "f.npy"), np.asfortranarray(X))
     comm.Barrier()
     with DistTensor.from_npy(path, comm=comm) as T:
         np.testing.assert_array_equal(T.local, _my_block(X, T))
@@ -99,6 +100,9 @@ def test_from_npy_reads_only_the_block(comm, shared_dir):
         assert T.norm() == pytest.approx(np.linalg.norm(X), rel=1e-14)
     with DistTensor.from_npy(os.path.join(shared_dir, "i.npy"), comm=comm) as I:
         assert I.dtype == np.float64
+    with DistTensor.from_npy(os.path.join(shared_dir, "f.npy"), comm=comm) as F:
+        np.testing.assert_array_equal(F.local, _my_block(X, F))
+        assert F.local.flags.c_contiguous
     with pytest.raises(ValueError, match="is not a file"):
         DistTensor.from_npy(os.path.join(shared_dir, "missing.npy"), comm=comm)
 
