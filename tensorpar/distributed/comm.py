@@ -56,6 +56,7 @@ __all__ = [
     "CommCounter", "resolve_comm", "cuda_aware", "traffic", "count_traffic",
     "allreduce", "reduce_scatter", "reduce_scatter_block", "allgatherv", "bcast",
     "gatherv", "scatterv", "send", "recv", "tree_schedule", "tree_reduce", "any_true",
+    "bcast_object", "allgather_object",
 ]
 
 ReduceOp = Literal["sum", "prod", "max", "min", "land", "lor"]
@@ -316,10 +317,7 @@ def _gathered_counts(comm: Any, rows: int, counts: Sequence[int] | None) -> list
                 f"counts[{comm.Get_rank()}] = {counts[comm.Get_rank()]} but this rank has "
                 f"{rows} rows")
         return counts
-    if comm.Get_size() == 1:
-        return [rows]
-    _record(comm, "meta", 0)
-    return [int(c) for c in comm.allgather(rows)]
+    return [int(c) for c in allgather_object(comm, rows)]
 
 
 def allgatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = None,
@@ -367,8 +365,7 @@ def bcast(comm: "MPI.Comm | None", x: Any = None, root: int = 0, *,
     on_device = False
     if shape is None:
         meta = (tuple(x.shape), np.dtype(x.dtype).str, is_cupy_array(x)) if is_root else None
-        shape, dtype, on_device = comm.bcast(meta, root=root)
-        _record(comm, "meta", 0)
+        shape, dtype, on_device = bcast_object(comm, meta, root=root)
     buf = _host(x) if is_root else np.empty(tuple(shape), dtype=dtype or np.float64)
     comm.Bcast(buf, root=root)
     _record(comm, "Bcast", buf.nbytes)
@@ -426,8 +423,7 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
     meta = None
     if is_root:
         meta = (tuple(xr.shape[1:]), np.dtype(x.dtype).str, axis, is_cupy_array(x))
-    trail, dtype, axis, on_device = comm.bcast(meta, root=root)
-    _record(comm, "meta", 0)
+    trail, dtype, axis, on_device = bcast_object(comm, meta, root=root)
     row = int(np.prod(trail, dtype=np.int64))
     out = np.empty((counts[comm.Get_rank()],) + tuple(trail), dtype=dtype)
     if is_root:
@@ -454,6 +450,27 @@ def any_true(comm: "MPI.Comm | None", flag: bool) -> bool:
     comm.Allreduce(buf, out, op=_op("max"))
     _record(comm, "meta", 0)
     return bool(out[0])
+
+
+def bcast_object(comm: "MPI.Comm | None", obj: Any, root: int = 0) -> Any:
+    """Broadcast a small picklable object (shapes, flags, an exception); counted as ``"meta"``.
+
+    Never use it for array data: that is what :func:`bcast` is for.
+    """
+    comm = resolve_comm(comm)
+    if comm.Get_size() == 1:
+        return obj
+    _record(comm, "meta", 0)
+    return comm.bcast(obj, root=root)
+
+
+def allgather_object(comm: "MPI.Comm | None", obj: Any) -> list[Any]:
+    """Every rank's small picklable object, in rank order; counted as ``"meta"``."""
+    comm = resolve_comm(comm)
+    if comm.Get_size() == 1:
+        return [obj]
+    _record(comm, "meta", 0)
+    return comm.allgather(obj)
 
 
 # --- point to point and trees --------------------------------------------------

@@ -125,7 +125,7 @@ class DistTensor:
             except (TypeError, ValueError) as exc:
                 meta = (None, exc)
         # Only the root knows the shape, so it travels (with any input error) first.
-        shape, err = comm.bcast(meta, root=root)
+        shape, err = C.bcast_object(comm, meta, root=root)
         if err is not None:
             raise err
         g, owned = _make_grid(shape, grid, comm)

@@ -27,7 +27,7 @@ import traceback
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .comm import _record, any_true, resolve_comm
+from .comm import allgather_object, any_true, resolve_comm
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -52,8 +52,7 @@ def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
         return
     if not any_true(comm, not ok):
         return
-    msgs = comm.allgather(None if ok else msg)
-    _record(comm, "meta", 0)
+    msgs = allgather_object(comm, None if ok else msg)
     ranks = [r for r, m in enumerate(msgs) if m is not None]
     size = comm.Get_size()
     if not ok:

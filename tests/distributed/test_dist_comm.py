@@ -186,6 +186,18 @@ def test_counters_by_comm_and_nesting(comm):
         assert outer.events == [("Allreduce", comm.size, 32), ("Allreduce", comm.size, 16)]
 
 
+def test_metadata_objects_and_any_true(comm):
+    with C.count_traffic() as c:
+        got = C.bcast_object(comm, {"shape": (2, 3)} if comm.rank == 0 else None)
+        every = C.allgather_object(comm, comm.rank * 10)
+        flag = C.any_true(comm, comm.rank == comm.size - 1)
+        none = C.any_true(comm, False)
+    assert got == {"shape": (2, 3)} and every == [10 * r for r in range(comm.size)]
+    assert flag is True and none is False
+    assert c.total_bytes == 0 and c.total_calls == 0  # metadata only
+    assert c.calls.get("meta", 0) == (4 if comm.size > 1 else 0)
+
+
 def test_check_all_raises_everywhere(comm):
     check_all(comm, True, "unused")
     bad = comm.size - 1
