@@ -242,7 +242,7 @@ class DistTensor:
         """Frobenius norm (one allreduce of a scalar)."""
         xp = get_array_module(self.local)
         sq = xp.vdot(self.local.ravel(), self.local.ravel()).real
-        return float(np.sqrt(float(C.allreduce(self.grid.cart, xp.asarray([sq]))[0])))
+        return float(np.sqrt(float(C.allreduce(self.grid.cart, xp.reshape(xp.asarray(sq), (1,)))[0])))
 
     def inner(self, other: "DistTensor") -> float | complex:
         """``sum conj(self) * other`` over all entries (one allreduce of a scalar)."""
@@ -253,7 +253,7 @@ class DistTensor:
                              f"shape {self.shape} on grid {self.grid.dims}")
         xp = get_array_module(self.local, other.local)
         s = xp.vdot(self.local.ravel(), other.local.ravel())
-        return C.allreduce(self.grid.cart, xp.asarray([s]))[0].item()
+        return C.allreduce(self.grid.cart, xp.reshape(xp.asarray(s), (1,)))[0].item()
 
     # -- lifetime -----------------------------------------------------------
     def free(self) -> None:

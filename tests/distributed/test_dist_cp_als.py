@@ -68,6 +68,19 @@ def test_given_init_and_skewed_grid(comm):
     np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
 
 
+def test_array_module(comm, xp):
+    from tensorpar._backend import to_numpy
+
+    X = _noisy((6, 5, 7), seed=4)
+    with _dist(X, comm) as T:
+        U = DistTensor.from_local(xp.asarray(T.local), T.shape, grid=T.grid)
+        cp, res = cp_als(U, R, seed=3, max_iter=4, tol=0)
+    assert type(cp.factors[0]) is type(U.local)
+    _, ref = tensorpar.cp_als(X, R, seed=3, max_iter=4, tol=0)
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
+    assert to_numpy(cp.weights).shape == (R,)
+
+
 def test_converges_with_tol(comm):
     X = _noisy((8, 7, 6), seed=5)
     with _dist(X, comm) as T:

@@ -133,6 +133,21 @@ def test_float32(comm):
     T.free()
 
 
+def test_array_module(comm, xp):
+    """The same numbers from numpy and cupy blocks (cupy staged through the host)."""
+    from tensorpar._backend import to_numpy
+
+    X, F, T = _problem((6, 5, 4), comm)
+    TX = DistTensor.from_local(xp.asarray(T.local), T.shape, grid=T.grid)
+    blocks = [xp.asarray(b) for b in factor_blocks(T, F)]
+    M = dist_mttkrp(TX, blocks, 2)
+    assert type(M) is type(blocks[0])
+    a, b = owned_rows(T, 2)
+    assert _rel(to_numpy(M), mttkrp_reference(X, F, 2)[a:b]) < 1e-12 if b > a else True
+    assert TX.norm() == pytest.approx(np.linalg.norm(X), rel=1e-13)
+    T.free()
+
+
 def test_bad_blocks_raise_on_every_rank(comm):
     X, F, T = _problem((6, 5, 4), comm)
     blocks = factor_blocks(T, F)
