@@ -12,7 +12,8 @@ from __future__ import annotations
 from . import comm
 from .cp_als import DistCPModel, cp_als
 from .dist_tensor import DistTensor
-from .errors import _install_by_default, check_all, collective_guard
+from .comm import check_all
+from .errors import _install_by_default, collective_guard
 from .grid import ProcessGrid, choose_grid, grid_cost
 from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_rows
 

@@ -14,8 +14,10 @@ the single place that
   :func:`count_traffic`, :func:`traffic`), which the tests compare with the
   cost formulas in the docstrings and the benchmarks feed to the alpha-beta
   model;
-* leaves error agreement to :mod:`tensorpar.distributed.errors`
-  (:func:`~tensorpar.distributed.errors.check_all`, built on this module).
+* lets ranks agree on errors before a collective (:func:`check_all`), so
+  bad input on one rank raises on all of them; the ``with`` block variant and
+  the abort-on-uncaught-exception hook live in
+  :mod:`tensorpar.distributed.errors`.
 
 Collectives take arrays whose parts are **rows along** ``axis`` (default 0);
 ``counts[r]`` is the number of rows of rank ``r``'s part. The trailing shape
@@ -56,7 +58,7 @@ __all__ = [
     "CommCounter", "resolve_comm", "cuda_aware", "traffic", "count_traffic",
     "allreduce", "reduce_scatter", "reduce_scatter_block", "allgatherv", "bcast",
     "gatherv", "scatterv", "send", "recv", "tree_schedule", "tree_reduce", "any_true",
-    "bcast_object", "allgather_object",
+    "bcast_object", "allgather_object", "check_all",
 ]
 
 ReduceOp = Literal["sum", "prod", "max", "min", "land", "lor"]
@@ -471,6 +473,31 @@ def allgather_object(comm: "MPI.Comm | None", obj: Any) -> list[Any]:
         return [obj]
     _record(comm, "meta", 0)
     return comm.allgather(obj)
+
+
+def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
+              exc_type: type[Exception] = ValueError) -> None:
+    """Collective check: raise ``exc_type`` on **every** rank when ``ok`` is False on any.
+
+    Call it before a collective whose inputs were validated locally: the ranks
+    agree on one flag (a one-integer ``Allreduce``), so a rank with bad input
+    never leaves the others waiting. The message names the failing ranks and
+    their ``msg``.
+    """
+    comm = resolve_comm(comm)
+    if comm.Get_size() == 1:
+        if not ok:
+            raise exc_type(msg)
+        return
+    if not any_true(comm, not ok):
+        return
+    msgs = allgather_object(comm, None if ok else msg)
+    ranks = [r for r, m in enumerate(msgs) if m is not None]
+    size = comm.Get_size()
+    if not ok:
+        raise exc_type(msg if len(ranks) == 1 else f"{msg} (failed on ranks {ranks} of {size})")
+    distinct = list(dict.fromkeys(m for m in msgs if m is not None))
+    raise exc_type(f"rank(s) {ranks} of {size} failed: " + "; ".join(distinct))
 
 
 # --- point to point and trees --------------------------------------------------

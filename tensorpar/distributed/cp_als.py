@@ -38,7 +38,8 @@ from ..cp_update import (als_factor_update, gram, hadamard_grams, hals_factor_up
                          normalize_factor)
 from . import comm as C
 from .dist_tensor import DistTensor
-from .errors import check_all, collective_guard
+from .comm import check_all
+from .errors import collective_guard
 from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
 
 __all__ = ["cp_als", "DistCPModel"]

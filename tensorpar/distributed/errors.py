@@ -3,7 +3,8 @@
 An exception on one MPI rank must not leave the others waiting forever in
 the next collective. tensorpar uses two mechanisms:
 
-* **error agreement** before collectives: :func:`check_all` reduces a
+* **error agreement** before collectives:
+  :func:`~tensorpar.distributed.comm.check_all` reduces a
   one-integer flag so that bad input on any rank raises on every rank, with a
   message naming the failing ranks; :func:`collective_guard` wraps a block of
   rank-local work the same way. Every distributed constructor validates its
@@ -27,38 +28,13 @@ import traceback
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .comm import allgather_object, any_true, resolve_comm
+from .comm import check_all, resolve_comm
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
-__all__ = ["check_all", "collective_guard", "abort_hook", "install_abort_hook",
+__all__ = ["collective_guard", "abort_hook", "install_abort_hook",
            "uninstall_abort_hook"]
-
-
-def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
-              exc_type: type[Exception] = ValueError) -> None:
-    """Collective check: raise ``exc_type`` on **every** rank when ``ok`` is False on any.
-
-    Call it before a collective whose inputs were validated locally: the ranks
-    agree on one flag (a one-integer ``Allreduce``), so a rank with bad input
-    never leaves the others waiting. The message names the failing ranks and
-    their ``msg``.
-    """
-    comm = resolve_comm(comm)
-    if comm.Get_size() == 1:
-        if not ok:
-            raise exc_type(msg)
-        return
-    if not any_true(comm, not ok):
-        return
-    msgs = allgather_object(comm, None if ok else msg)
-    ranks = [r for r, m in enumerate(msgs) if m is not None]
-    size = comm.Get_size()
-    if not ok:
-        raise exc_type(msg if len(ranks) == 1 else f"{msg} (failed on ranks {ranks} of {size})")
-    distinct = list(dict.fromkeys(m for m in msgs if m is not None))
-    raise exc_type(f"rank(s) {ranks} of {size} failed: " + "; ".join(distinct))
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from ..mttkrp import mttkrp as _local_mttkrp
 from ..mttkrp import mttkrp_sweep as _local_sweep
 from . import comm as C
 from .dist_tensor import DistTensor
-from .errors import check_all
+from .comm import check_all
 from .grid import block_sizes, owned_bounds
 
 __all__ = ["factor_blocks", "owned_rows", "owned_counts", "dist_mttkrp", "dist_mttkrp_sweep",

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar.distributed.errors import check_all, collective_guard  # noqa: E402
+from tensorpar.distributed.comm import check_all  # noqa: E402
+from tensorpar.distributed.errors import collective_guard  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
