@@ -253,7 +253,7 @@ def allreduce(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum") -> Any:
     out = _empty(send.shape, send.dtype, x_arr)
     comm.Allreduce(send, out, op=mpi_op)
     _record(comm, "Allreduce", send.nbytes)
-    return _like(out, x_arr)
+    return _like(out, x_arr).reshape(x_arr.shape)
 
 
 def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],

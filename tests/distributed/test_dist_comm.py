@@ -41,6 +41,8 @@ def test_allreduce_values_and_count(comm):
     np.testing.assert_array_equal(s, np.full((2, 3), P * (P + 1) / 2))
     np.testing.assert_array_equal(m, np.full((2, 3), float(P)))
     assert s is not x
+    scalar = C.allreduce(comm, 2.0)
+    assert scalar.shape == () and float(scalar) == 2.0 * P
     expected = 2 * x.nbytes if P > 1 else 0
     assert c.total_bytes == expected
     assert c.calls.get("Allreduce", 0) == (2 if P > 1 else 0)
