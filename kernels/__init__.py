@@ -71,3 +71,7 @@ def cuda_sources() -> list[Path]:
 register("tt_hadamard_core", "numba", "_tt_numba:hadamard_core")
 register("tt_hadamard_core", "cupy", "_tt_cuda:hadamard_core")
 register("tt_entries", "numba", "_tt_numba:entries")
+register("mttkrp", "numba", "_mttkrp_numba:multi_ttv")
+register("mttkrp_kr", "numba", "_mttkrp_numba:khatri_rao_t")
+register("mttkrp", "cupy", "_mttkrp_cuda:multi_ttv")
+register("mttkrp_kr", "cupy", "_mttkrp_cuda:khatri_rao_t")
