@@ -12,7 +12,7 @@ from .cp_als import cp_als
 from .cp_result import CPALSResult
 from .cp_tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
-from .mttkrp import mttkrp
+from .mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 from .tt_matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .tt_ops import (tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale,
                      tt_sub, tt_sum)
@@ -33,6 +33,8 @@ __all__ = [
     "khatri_rao",
     "mode_dot",
     "mttkrp",
+    "mttkrp_reference",
+    "mttkrp_sweep",
     "random_cp",
     "resolve_engine",
     "tensor_norm",

@@ -29,7 +29,18 @@ def mttkrp_reference(X: Any, factors: Sequence[Any], mode: int) -> Any:
 
     Contracts the modes other than ``mode`` one at a time with
     ``einsum``, which keeps the rank index shared (a Hadamard-style
-    contraction) without forming the unfolding.
+    contraction) without forming the unfolding. No input checks: use
+    :func:`mttkrp` (``engine="numpy"`` runs this function after validating).
+
+    Parameters
+    ----------
+    X : ndarray, shape (I_0, ..., I_{N-1}), N <= 17
+    factors : list of ndarray, each (I_k, R); ``factors[mode]`` is not read
+    mode : int
+
+    Returns
+    -------
+    ndarray, shape (I_mode, R)
     """
     xp = get_array_module(X, *[f for k, f in enumerate(factors) if k != mode])
     letters = "abcdefghijklmnopq"
@@ -124,7 +135,7 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
     of the three mode groups (``K A B = size / I_mode``, so at most
     ``R (size / I_mode + I_mode + 2)``: never more than the full Khatri-Rao
     product the textbook algorithm forms, and ``O(R sqrt(size))`` for
-    balanced shapes), plus a GEMM work buffer of ``max(2^18, R * B)``
+    balanced shapes), plus a GEMM work buffer of ``max(2^19, R * B)``
     elements on the host (the whole GEMM output on a GPU). A strided view is
     processed in slabs along its outermost axis, each copied into a buffer
     of at most 32 MB (or one slice of that axis).

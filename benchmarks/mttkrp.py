@@ -1,0 +1,166 @@
+"""MTTKRP benchmark: tensorpar engines beside tensorly and pyttb, against this machine's roofline.
+
+For each shape, rank and mode, times ``tensorpar.mttkrp`` (every available
+engine), tensorly's ``unfolding_dot_khatri_rao`` and pyttb's
+``tensor.mttkrp`` on the same values, and reports milliseconds, multiples of
+the roofline ``max(itemsize * N / bandwidth, 2 N R / DGEMM rate)`` and the
+speed-up over the faster peer. It also times the all-modes sweep
+(``mttkrp_sweep``, dimension tree) against N separate MTTKRPs.
+
+Bandwidth and DGEMM rate are measured in the same run, before and after the
+timings; the roofline uses the higher of the two measurements (the lower,
+more demanding roofline). Peers are optional (``pip install 'tensorpar[bench]'``).
+
+    python benchmarks/mttkrp.py            # 300^3 and 60^4, R in {8, 16, 32, 64}
+    python benchmarks/mttkrp.py --quick    # 300^3 and 60^4 at R in {16, 32}, fewer repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import best_of, machine_info, print_table, write_json  # noqa: E402
+
+import tensorpar as tp  # noqa: E402
+from tensorpar._mttkrp_plan import choose_plan  # noqa: E402
+from tensorpar.mttkrp import mttkrp_sweep  # noqa: E402
+
+
+def _engines(skip_numpy: bool) -> list[str]:
+    engines = ["numba"]
+    if not skip_numpy:
+        engines.append("numpy")
+    return engines
+
+
+def _peers(X: np.ndarray) -> dict[str, Callable[[list, int], Any]]:
+    """Peer MTTKRPs on the values of X (built outside the timed region)."""
+    peers: dict[str, Callable[[list, int], Any]] = {}
+    if importlib.util.find_spec("tensorly") is not None:
+        from tensorly.tenalg import unfolding_dot_khatri_rao
+
+        peers["tensorly"] = lambda fs, n: unfolding_dot_khatri_rao(X, (None, fs), n)
+    if importlib.util.find_spec("pyttb") is not None:
+        import pyttb
+
+        with warnings.catch_warnings():  # pyttb stores F order: one copy, here, untimed
+            warnings.simplefilter("ignore")
+            Xt = pyttb.tensor(X, copy=False)
+        peers["pyttb"] = lambda fs, n: Xt.mttkrp(fs, n)
+    return peers
+
+
+def _check(M: Any, ref: np.ndarray, who: str) -> None:
+    err = np.abs(np.asarray(M) - ref).max() / np.abs(ref).max()
+    if err > 1e-10:
+        raise RuntimeError(f"{who} disagrees with the reference: relative error {err:.2e}")
+
+
+def run_shape(shape: tuple[int, ...], ranks: list[int], args: argparse.Namespace,
+              rows: list[dict], sweeps: list[dict]) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(shape)
+    N = X.size
+    peers = {} if args.no_peers else _peers(X)
+    for R in ranks:
+        fs = [rng.standard_normal((s, R)) for s in shape]
+        separate = 0.0
+        for n in range(len(shape)):
+            ref = tp.mttkrp(X, fs, n, engine="numba")
+            row: dict[str, Any] = {"shape": "x".join(map(str, shape)), "R": R, "mode": n}
+            p = choose_plan(shape, n)
+            row["plan"] = f"{'1' if p.one_step else '2'}-step {'head' if p.head else 'tail'} K={p.K}"
+            for eng in _engines(args.skip_numpy):
+                reps = args.repeat if eng == "numba" else max(1, args.repeat // 3)
+                _check(tp.mttkrp(X, fs, n, engine=eng), ref, eng)
+                row[f"{eng}_ms"] = 1e3 * best_of(lambda: tp.mttkrp(X, fs, n, engine=eng),
+                                                 repeat=reps)
+            separate += row["numba_ms"]
+            for name, fn in peers.items():
+                _check(fn(fs, n), ref, name)
+                row[f"{name}_ms"] = 1e3 * best_of(lambda: fn(fs, n),
+                                                  repeat=max(1, args.repeat // 3))
+            rows.append(row)
+
+        def sweep() -> None:
+            mttkrp_sweep(X, list(fs), lambda k, M: fs[k], engine="numba")
+
+        def loop() -> None:
+            for k in range(len(shape)):
+                tp.mttkrp(X, fs, k, engine="numba")
+
+        sweeps.append({"shape": "x".join(map(str, shape)), "R": R,
+                       "sweep_ms": 1e3 * best_of(sweep, repeat=args.repeat),
+                       "separate_ms": 1e3 * best_of(loop, repeat=args.repeat),
+                       "sum_of_modes_ms": separate})
+
+
+def annotate(rows: list[dict], sweeps: list[dict], bw: float, flops: float) -> None:
+    """Add rooflines, multiples of the roofline and peer ratios to the rows."""
+    for row in rows + sweeps:
+        N = int(np.prod([int(s) for s in row["shape"].split("x")]))
+        row["roof_ms"] = 1e3 * max(8.0 * N / bw, 2.0 * N * row["R"] / flops)
+    for row in rows:
+        row["numba_x_roof"] = row["numba_ms"] / row["roof_ms"]
+        peer = [row[k] for k in ("tensorly_ms", "pyttb_ms") if k in row]
+        if peer:
+            row["best_peer_x_roof"] = min(peer) / row["roof_ms"]
+            row["speedup_vs_peer"] = min(peer) / row["numba_ms"]
+    for s in sweeps:
+        s["sweep_vs_separate"] = s["sweep_ms"] / s["separate_ms"]
+        s["sweep_x_one_roof"] = s["sweep_ms"] / s["roof_ms"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="R in {16, 32}, fewer repeats")
+    ap.add_argument("--ranks", type=int, nargs="+", default=None, help="ranks to time")
+    ap.add_argument("--repeat", type=int, default=None, help="repetitions (best is kept)")
+    ap.add_argument("--no-peers", action="store_true", help="skip tensorly and pyttb")
+    ap.add_argument("--skip-numpy", action="store_true", help="skip the numpy reference engine")
+    ap.add_argument("--name", default="mttkrp", help="JSON file name under benchmarks/results")
+    args = ap.parse_args(argv)
+    ranks = args.ranks or ([16, 32] if args.quick else [8, 16, 32, 64])
+    if args.repeat is None:
+        args.repeat = 4 if args.quick else 9
+    if args.quick:
+        args.skip_numpy = True
+
+    before = machine_info()
+    rows: list[dict] = []
+    sweeps: list[dict] = []
+    for shape in [(300, 300, 300), (60, 60, 60, 60)]:
+        run_shape(shape, ranks, args, rows, sweeps)
+    after = machine_info()
+    bw = 1e9 * max(before["read_bandwidth_GBs"], after["read_bandwidth_GBs"])
+    flops = 1e9 * max(before["dgemm_GFLOPs"], after["dgemm_GFLOPs"])
+    annotate(rows, sweeps, bw, flops)
+
+    print(f"read bandwidth {before['read_bandwidth_GBs']:.1f} / {after['read_bandwidth_GBs']:.1f}"
+          f" GB/s, DGEMM {before['dgemm_GFLOPs']:.0f} / {after['dgemm_GFLOPs']:.0f} GFLOP/s"
+          f" (before / after), {before['numba_threads']} numba threads")
+    cols = ["shape", "R", "mode", "plan", "roof_ms", "numba_ms", "numba_x_roof"]
+    cols += [c for c in ("numpy_ms", "tensorly_ms", "pyttb_ms", "best_peer_x_roof",
+                         "speedup_vs_peer") if any(c in r for r in rows)]
+    print_table(rows, cols, "MTTKRP per mode (ms; x_roof = multiple of the roofline)")
+    print_table(sweeps, ["shape", "R", "roof_ms", "sweep_ms", "separate_ms", "sweep_vs_separate",
+                         "sweep_x_one_roof"],
+                "All-modes sweep (dimension tree) vs N separate MTTKRPs (numba)")
+    path = write_json(args.name, {"machine_before": before, "machine_after": after,
+                                  "roofline_bandwidth_GBs": bw / 1e9,
+                                  "roofline_dgemm_GFLOPs": flops / 1e9,
+                                  "modes": rows, "sweeps": sweeps})
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
