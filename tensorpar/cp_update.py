@@ -119,14 +119,16 @@ def inverse_psd(V: Any) -> Any:
         Linv = xp.linalg.solve(L, xp.eye(R, dtype=V.dtype))
     except Exception:  # noqa: BLE001 - numpy raises LinAlgError; any failure -> pinv
         return _psd_pinv(V)
-    # cupy does not raise on a failed factorisation: check the backward error.
-    scale = float(xp.abs(V).max())
-    err = float(xp.abs(L @ L.T - V).max())
-    if not (math.isfinite(err) and err <= 1e3 * R * np.finfo(V.dtype).eps * scale):
+    if xp is not np:
+        # cupy does not raise on a failed factorisation: check the backward error.
+        scale = float(xp.abs(V).max())
+        err = float(xp.abs(L @ L.T - V).max())
+        if not (math.isfinite(err) and err <= 1e3 * R * np.finfo(V.dtype).eps * scale):
+            return _psd_pinv(V)
+    Vinv = Linv.T @ Linv
+    if not bool(xp.isfinite(Vinv).all()):
         return _psd_pinv(V)
-    if not bool(xp.isfinite(Linv).all()):
-        return _psd_pinv(V)
-    return Linv.T @ Linv
+    return Vinv
 
 
 def _psd_pinv(V: Any) -> Any:

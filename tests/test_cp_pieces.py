@@ -11,7 +11,7 @@ from tensorpar.cp_fit import (cp_fit, cp_inner_from_mttkrp, cp_norm_sq_from_gram
                               fit_from_terms, has_converged)
 from tensorpar.cp_init import initialize_cp, random_factors, svd_factor, unfolding_gram
 from tensorpar.cp_update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
-                                 normalize_factor)
+                                 inverse_psd, normalize_factor)
 from tensorpar.mttkrp import mttkrp_reference
 
 
@@ -107,6 +107,18 @@ def test_als_factor_update_singular_falls_back_to_pinv(rng):
     V = B @ B.T  # rank 2
     np.testing.assert_allclose(als_factor_update(M, V), M @ np.linalg.pinv(V),
                                rtol=1e-8, atol=1e-10)
+
+
+def test_inverse_psd(rng, xp):
+    B = rng.standard_normal((6, 4))
+    V = B.T @ B
+    got = inverse_psd(xp.asarray(V))
+    got = got if xp is np else xp.asnumpy(got)
+    np.testing.assert_allclose(got, np.linalg.inv(V), rtol=1e-10)
+    S = B[:2].T @ B[:2]  # rank 2 of 4: Cholesky fails (numpy raises, cupy must be caught)
+    got = inverse_psd(xp.asarray(S))
+    got = got if xp is np else xp.asnumpy(got)
+    np.testing.assert_allclose(got, np.linalg.pinv(S), rtol=1e-8, atol=1e-10)
 
 
 def test_hals_update_decreases_objective_and_is_nonnegative(rng):
