@@ -20,14 +20,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import best_of, machine_info, print_table, write_json  # noqa: E402
+from _machine import machine_info, print_table, write_json  # noqa: E402
 
 import tensorpar as tp  # noqa: E402
 from tensorpar._mttkrp_plan import choose_plan  # noqa: E402
@@ -64,43 +66,67 @@ def _check(M: Any, ref: np.ndarray, who: str) -> None:
         raise RuntimeError(f"{who} disagrees with the reference: relative error {err:.2e}")
 
 
+def _time_once(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run_rounds(jobs: list[tuple[dict, str, Callable[[], Any], int]]) -> None:
+    """Time every job in interleaved rounds and keep each one's best (ms) in its row.
+
+    Interleaving spreads each job's repetitions over the whole run, so a burst
+    of load from other processes on a shared machine spoils one sample of
+    many jobs rather than every sample of one job.
+    """
+    for row, key, fn, _ in jobs:  # warm-up (numba compile, caches)
+        fn()
+    for rnd in range(max(reps for *_, reps in jobs)):
+        for row, key, fn, reps in jobs:
+            if rnd < reps:
+                row[key] = min(row.get(key, float("inf")), 1e3 * _time_once(fn))
+
+
 def run_shape(shape: tuple[int, ...], ranks: list[int], args: argparse.Namespace,
               rows: list[dict], sweeps: list[dict]) -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal(shape)
-    N = X.size
     peers = {} if args.no_peers else _peers(X)
+    slow = max(1, args.repeat // 3)
+    jobs: list[tuple[dict, str, Callable[[], Any], int]] = []
+    new_rows: list[dict] = []
     for R in ranks:
         fs = [rng.standard_normal((s, R)) for s in shape]
-        separate = 0.0
         for n in range(len(shape)):
-            ref = tp.mttkrp(X, fs, n, engine="numba")
-            row: dict[str, Any] = {"shape": "x".join(map(str, shape)), "R": R, "mode": n}
+            ref = tp.mttkrp_reference(X, fs, n)
             p = choose_plan(shape, n)
-            row["plan"] = f"{'1' if p.one_step else '2'}-step {'head' if p.head else 'tail'} K={p.K}"
+            row: dict[str, Any] = {
+                "shape": "x".join(map(str, shape)), "R": R, "mode": n,
+                "plan": f"{'1' if p.one_step else '2'}-step {'head' if p.head else 'tail'} K={p.K}"}
             for eng in _engines(args.skip_numpy):
-                reps = args.repeat if eng == "numba" else max(1, args.repeat // 3)
-                _check(tp.mttkrp(X, fs, n, engine=eng), ref, eng)
-                row[f"{eng}_ms"] = 1e3 * best_of(lambda: tp.mttkrp(X, fs, n, engine=eng),
-                                                 repeat=reps)
-            separate += row["numba_ms"]
-            for name, fn in peers.items():
-                _check(fn(fs, n), ref, name)
-                row[f"{name}_ms"] = 1e3 * best_of(lambda: fn(fs, n),
-                                                  repeat=max(1, args.repeat // 3))
-            rows.append(row)
+                fn = partial(tp.mttkrp, X, fs, n, engine=eng)
+                _check(fn(), ref, eng)
+                jobs.append((row, f"{eng}_ms", fn, args.repeat if eng == "numba" else slow))
+            for name, peer in peers.items():
+                fn = partial(peer, fs, n)
+                _check(fn(), ref, name)
+                jobs.append((row, f"{name}_ms", fn, slow))
+            new_rows.append(row)
+        srow = {"shape": "x".join(map(str, shape)), "R": R}
+        jobs.append((srow, "sweep_ms", partial(_sweep, X, fs), args.repeat))
+        jobs.append((srow, "separate_ms", partial(_loop, X, fs), args.repeat))
+        sweeps.append(srow)
+    run_rounds(jobs)
+    rows.extend(new_rows)
 
-        def sweep() -> None:
-            mttkrp_sweep(X, list(fs), lambda k, M: fs[k], engine="numba")
 
-        def loop() -> None:
-            for k in range(len(shape)):
-                tp.mttkrp(X, fs, k, engine="numba")
+def _sweep(X: np.ndarray, fs: list) -> None:
+    mttkrp_sweep(X, list(fs), lambda k, M: fs[k], engine="numba")
 
-        sweeps.append({"shape": "x".join(map(str, shape)), "R": R,
-                       "sweep_ms": 1e3 * best_of(sweep, repeat=args.repeat),
-                       "separate_ms": 1e3 * best_of(loop, repeat=args.repeat),
-                       "sum_of_modes_ms": separate})
+
+def _loop(X: np.ndarray, fs: list) -> None:
+    for k in range(X.ndim):
+        tp.mttkrp(X, fs, k, engine="numba")
 
 
 def annotate(rows: list[dict], sweeps: list[dict], bw: float, flops: float) -> None:

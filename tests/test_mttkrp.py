@@ -136,6 +136,11 @@ def test_no_copy_of_tensor():
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             assert peak < X.nbytes / 4, (n, peak)
+        tracemalloc.start()
+        mttkrp_sweep(Xv, list(fv), lambda k, M: M, engine="numba")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert peak < X.nbytes / 4, ("sweep", peak)
 
 
 def test_empty_and_rank_zero():
@@ -305,8 +310,12 @@ def test_khatri_rao_kernel_matches_dense():
     np.testing.assert_array_equal(kr([], 4, np.float64), np.ones((4, 1)))
 
 
-def test_matches_tensorly():
+def test_matches_peers():
     tl_mttkrp = pytest.importorskip("tensorly.tenalg").unfolding_dot_khatri_rao
+    pyttb = pytest.importorskip("pyttb")
     X, fs = _data((5, 4, 6, 3), 4)
+    Xt = pyttb.tensor(np.asfortranarray(X))
     for n in range(4):
-        assert _rel_err(mttkrp(X, fs, n), tl_mttkrp(X, (None, fs), n)) <= 1e-12
+        M = mttkrp(X, fs, n)
+        assert _rel_err(M, tl_mttkrp(X, (None, fs), n)) <= 1e-12
+        assert _rel_err(M, Xt.mttkrp(fs, n)) <= 1e-12
