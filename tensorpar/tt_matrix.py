@@ -16,7 +16,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import check_same_shape
+from ._tt_checks import check_same_shape
 from ._validation import as_float_array, check_positive_int
 from .tt_tensor import TTTensor
 

@@ -27,7 +27,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from ._backend import Engine, get_array_module, resolve_engine
-from ._tt_linalg import check_same_shape, check_scalar
+from ._tt_checks import check_same_shape, check_scalar
 from .tt_tensor import TTTensor
 
 __all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "tt_dot", "tt_norm",

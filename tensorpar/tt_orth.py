@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import lq, qr
+from ._tt_linalg import lq, matmul, norm, qr
 from .tt_tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
@@ -76,18 +76,13 @@ def lq_right(core: Any) -> tuple[Any, Any]:
 def absorb_left(R: Any, core: Any) -> Any:
     """``R`` times the core along its left rank: shape (p, n, q) for ``R`` of shape (p, r)."""
     r, n, q = core.shape
-    return (R @ core.reshape(r, n * q)).reshape(R.shape[0], n, q)
+    return matmul(R, core.reshape(r, n * q)).reshape(R.shape[0], n, q)
 
 
 def absorb_right(core: Any, L: Any) -> Any:
     """The core times ``L`` along its right rank: shape (r, n, p) for ``L`` of shape (q, p)."""
     r, n, q = core.shape
-    return (core.reshape(r * n, q) @ L).reshape(r, n, L.shape[1])
-
-
-def _norm(a: Any) -> float:
-    xp = get_array_module(a)
-    return float(xp.linalg.norm(a.ravel()))
+    return matmul(core.reshape(r * n, q), L).reshape(r, n, L.shape[1])
 
 
 def _zero_train(x: TTTensor, direction: Direction) -> list[Any]:
@@ -150,7 +145,7 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
         else:
             c = c if carry is None else absorb_right(c, carry)
             carry, q_core = lq_right(c)
-        s = _norm(carry)
+        s = norm(carry)
         if s == 0.0:
             return TTTensor(_zero_train(x, direction)), -math.inf
         carry = carry / s
@@ -159,7 +154,7 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
     last = cores[-1]
     if carry is not None:
         last = absorb_left(carry, last) if direction == "left" else absorb_right(last, carry)
-    s = _norm(last)
+    s = norm(last)
     if s == 0.0:
         return TTTensor(_zero_train(x, direction)), -math.inf
     out.append(last / s)

@@ -3,8 +3,8 @@
 Three methods, chosen with ``method=``:
 
 ``"qr"`` (default)
-    Orthogonalize right-to-left by Householder QR, then truncate
-    left-to-right by SVDs of the cores (Oseledets 2011). Each of the ``d - 1``
+    Orthogonalize left-to-right by QR, then truncate right-to-left by SVDs
+    of the cores (Oseledets 2011). Each of the ``d - 1``
     truncations discards at most ``eps / sqrt(d - 1)`` of the norm, so
     ``||X - round(X)|| <= eps ||X||`` holds to machine precision for any
     ``eps``. Cost about ``12 d n r^3`` flops, a third of them in QR.
@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Sequence
 
-from ._tt_linalg import check_eps, check_max_rank, truncated_svd
+from ._tt_checks import check_eps, check_max_rank
+from ._tt_linalg import truncated_svd
 from .tt_orth import absorb_left, absorb_right, apply_log_scale, tt_orthonormalize
 from .tt_tensor import TTTensor
 
@@ -84,11 +85,13 @@ def truncate_sweep(cores: Sequence[Any], direction: Literal["left", "right"], de
 
 
 def _round_qr(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
-    y, log_norm = tt_orthonormalize(x, "right")
+    # Left-orthogonalize, then truncate right to left: both sweeps then work on
+    # C-ordered unfoldings whose transposes LAPACK reads without copies.
+    y, log_norm = tt_orthonormalize(x, "left")
     if log_norm == -math.inf or x.ndim == 1:
-        return TTTensor(apply_log_scale(y.cores, log_norm, 0))
-    cores = truncate_sweep(y.cores, "left", eps / math.sqrt(x.ndim - 1), max_rank)
-    return TTTensor(apply_log_scale(cores, log_norm, -1))
+        return TTTensor(apply_log_scale(y.cores, log_norm, -1))
+    cores = truncate_sweep(y.cores, "right", eps / math.sqrt(x.ndim - 1), max_rank)
+    return TTTensor(apply_log_scale(cores, log_norm, 0))
 
 
 def _check_common(eps: Any, max_rank: Any, method: Any) -> tuple[float, int | None]:

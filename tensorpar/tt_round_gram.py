@@ -26,15 +26,11 @@ from typing import Any
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import svd, truncation_rank
+from ._tt_linalg import ct, eigh, matmul, norm, svd, truncation_rank
 from .tt_orth import _zero_train, absorb_left, apply_log_scale
 from .tt_tensor import TTTensor
 
 __all__ = ["round_gram", "gram_step_right", "gram_left"]
-
-
-def _ct(a: Any) -> Any:
-    return a.conj().T if a.dtype.kind == "c" else a.T
 
 
 def gram_step_right(G: Any, core: Any) -> Any:
@@ -53,21 +49,21 @@ def gram_step_right(G: Any, core: Any) -> Any:
         slices of the mode index add up to the result.
     """
     r, n, q = core.shape
-    t = (core.reshape(r * n, q) @ G).reshape(r, n * q)
-    return t @ _ct(core.reshape(r, n * q))
+    t = matmul(core.reshape(r * n, q), G).reshape(r, n * q)
+    return matmul(t, ct(core.reshape(r, n * q)))
 
 
 def gram_left(core: Any) -> Any:
     """Gram matrix ``C^H C`` of a core's left unfolding ``C`` (``(r n) x q``), shape (q, q)."""
     r, n, q = core.shape
     c = core.reshape(r * n, q)
-    return _ct(c) @ c
+    return matmul(ct(c), c)
 
 
 def _eig_kept(G: Any, tol: float) -> tuple[Any, Any]:
     """Eigenpairs of the Hermitian ``G`` with eigenvalues above ``tol * max``."""
     xp = get_array_module(G)
-    lam, V = xp.linalg.eigh((G + _ct(G)) / 2)
+    lam, V = eigh((G + ct(G)) / 2)
     keep = lam > tol * float(lam.max())
     return lam[keep], V[:, keep]
 
@@ -81,14 +77,14 @@ def _bond_transforms(GL: Any, GR: Any, rel_delta: float, max_rank: int | None,
     a, VL = _eig_kept(GL, tol)
     b, VR = _eig_kept(GR, tol)
     sa, sb = xp.sqrt(a), xp.sqrt(b)
-    M = (sa[:, None] * (_ct(VL) @ VR)) * sb[None, :]
+    M = (sa[:, None] * matmul(ct(VL), VR)) * sb[None, :]
     U, S, Wh = svd(M)
-    nrm = float(xp.linalg.norm(S))
+    nrm = norm(S)
     if nrm == 0.0:
         return None
     t = truncation_rank(S, rel_delta * nrm, max_rank)
-    TL = VL @ (U[:, :t] / sa[:, None])
-    SR = ((S[:t, None] * Wh[:t]) / sb[None, :]) @ _ct(VR)
+    TL = matmul(VL, U[:, :t] / sa[:, None])
+    SR = matmul((S[:t, None] * Wh[:t]) / sb[None, :], ct(VR))
     return TL, SR
 
 
@@ -116,9 +112,9 @@ def round_gram(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
         if tr is None:
             return TTTensor(_zero_train(x, "left"))
         TL, SR = tr
-        cores[k] = (cores[k].reshape(r * n, q) @ TL).reshape(r, n, TL.shape[1])
+        cores[k] = matmul(cores[k].reshape(r * n, q), TL).reshape(r, n, TL.shape[1])
         nxt = absorb_left(SR, cores[k + 1])
-        s = float(xp.linalg.norm(nxt.ravel()))
+        s = norm(nxt)
         if s == 0.0:
             return TTTensor(_zero_train(x, "left"))
         cores[k + 1] = nxt / s

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import qr
+from ._tt_linalg import ct, matmul, norm, qr
 from .tt_orth import _zero_train, absorb_left, apply_log_scale
 from .tt_round import truncate_sweep
 from .tt_tensor import TTTensor, random_tt
@@ -50,8 +50,8 @@ def sketch_step_right(W: Any, core: Any, sketch_core: Any) -> Any:
     """
     r, n, q = core.shape
     l, _, p = sketch_core.shape
-    t = (core.reshape(r * n, q) @ W).reshape(r, n * p)
-    return t @ sketch_core.reshape(l, n * p).T
+    t = matmul(core.reshape(r * n, q), W).reshape(r, n * p)
+    return matmul(t, sketch_core.reshape(l, n * p).T)
 
 
 def _sketches(tensors: Sequence[TTTensor], sketch: TTTensor, xp: Any) -> list[list[Any]]:
@@ -99,18 +99,18 @@ def round_randomized(tensors: Sequence[TTTensor], weights: Sequence[Any] | None,
     for k in range(d - 1):
         Z = [absorb_left(Mj, t.cores[k]) for Mj, t in zip(M, tensors)]
         l, n = Z[0].shape[:2]
-        Y = sum(Zj.reshape(l * n, -1) @ Wj[k + 1] for Zj, Wj in zip(Z, W))
+        Y = sum(matmul(Zj.reshape(l * n, -1), Wj[k + 1]) for Zj, Wj in zip(Z, W))
         Q, _ = qr(Y)
         out.append(Q.reshape(l, n, Q.shape[1]))
-        Qh = Q.conj().T if Q.dtype.kind == "c" else Q.T
-        M = [Qh @ Zj.reshape(l * n, -1) for Zj in Z]
-        s = math.sqrt(sum(float(xp.linalg.norm(Mj)) ** 2 for Mj in M))
+        Qh = ct(Q)
+        M = [matmul(Qh, Zj.reshape(l * n, -1)) for Zj in Z]
+        s = math.sqrt(sum(norm(Mj) ** 2 for Mj in M))
         if s == 0.0:
             return TTTensor(_zero_train(tensors[0], "left"))
         M = [Mj / s for Mj in M]
         log_scale += math.log(s)
     last = sum(absorb_left(Mj, t.cores[-1]) for Mj, t in zip(M, tensors))
-    s = float(xp.linalg.norm(last.ravel()))
+    s = norm(last)
     if s == 0.0:
         return TTTensor(_zero_train(tensors[0], "left"))
     out.append(last / s)

@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import check_eps, check_max_rank, truncated_svd
+from ._tt_checks import check_eps, check_max_rank
+from ._tt_linalg import truncated_svd
 from ._validation import as_float_array, check_finite
 from .tt_tensor import TTTensor
 
