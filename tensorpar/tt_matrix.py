@@ -144,7 +144,7 @@ class TTMatrix:
         eps, max_rank
             As in :func:`tensorpar.tt_svd`: ``||A - T||_F <= eps ||A||_F``.
         """
-        from .tt_svd import tt_svd
+        from .tt_construct import tt_svd
 
         row_shape, col_shape = _check_shapes(row_shape, col_shape)
         A = as_float_array(A, "A", min_ndim=2, max_ndim=2)

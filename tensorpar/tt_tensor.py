@@ -1,7 +1,7 @@
 """The tensor-train (TT) container.
 
 The arithmetic lives in function modules (:mod:`tensorpar.tt_ops`,
-:mod:`tensorpar.tt_orth`, :mod:`tensorpar.tt_round`, :mod:`tensorpar.tt_svd`);
+:mod:`tensorpar.tt_orth`, :mod:`tensorpar.tt_rounding`, :mod:`tensorpar.tt_construct`);
 the operators and methods of :class:`TTTensor` delegate to them.
 """
 
@@ -161,7 +161,7 @@ class TTTensor:
     @classmethod
     def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> "TTTensor":
         """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`."""
-        from .tt_svd import tt_svd
+        from .tt_construct import tt_svd
 
         return tt_svd(X, eps=eps, max_rank=max_rank)
 
@@ -169,7 +169,7 @@ class TTTensor:
     def from_function(cls, f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
                       max_rank: int | None = None) -> "TTTensor":
         """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`."""
-        from .tt_svd import tt_from_function
+        from .tt_construct import tt_from_function
 
         return tt_from_function(f, grids, eps=eps, max_rank=max_rank)
 
@@ -265,7 +265,7 @@ class TTTensor:
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTTensor":
         """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`."""
-        from .tt_round import tt_round
+        from .tt_rounding import tt_round
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
 

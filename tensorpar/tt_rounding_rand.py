@@ -27,7 +27,7 @@ import numpy as np
 from ._backend import get_array_module
 from ._tt_linalg import ct, matmul, norm, qr
 from .tt_orth import _zero_train, absorb_left, apply_log_scale
-from .tt_round import truncate_sweep
+from .tt_rounding import truncate_sweep
 from .tt_tensor import TTTensor, random_tt
 
 __all__ = ["round_randomized", "sketch_step_right"]

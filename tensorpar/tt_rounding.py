@@ -118,7 +118,7 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     max_rank : int, optional
         Upper bound on every rank of the result (required by "randomized").
     method : {"qr", "gram", "randomized"}
-        See :mod:`tensorpar.tt_round` for the accuracy and cost of each.
+        See :mod:`tensorpar.tt_rounding` for the accuracy and cost of each.
     oversample : int
         "randomized" only: the sketch has ranks ``max_rank + oversample``.
     seed : int or numpy.random.Generator, optional
@@ -148,10 +148,10 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     if method == "qr":
         return _round_qr(x, eps, max_rank)
     if method == "gram":
-        from .tt_round_gram import round_gram
+        from .tt_rounding_gram import round_gram
 
         return round_gram(x, eps, max_rank)
-    from .tt_round_rand import round_randomized
+    from .tt_rounding_rand import round_randomized
 
     return round_randomized([x], None, eps, max_rank, oversample, seed)
 
@@ -192,6 +192,6 @@ def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int 
     if method != "randomized":
         return tt_round(tt_sum(tensors, weights), eps, max_rank, method)
     weights = check_summands(tensors, weights)
-    from .tt_round_rand import round_randomized
+    from .tt_rounding_rand import round_randomized
 
     return round_randomized(list(tensors), weights, eps, max_rank, oversample, seed)
