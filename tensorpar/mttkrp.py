@@ -102,7 +102,9 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
     engine : {"auto", "numpy", "numba", "cupy"}
         ``"numpy"`` is the reference (:func:`mttkrp_reference`); ``"numba"``
         and ``"cupy"`` the blocked algorithm. ``"auto"`` picks cupy for cupy
-        arrays and numba otherwise (:mod:`tensorpar._backend`).
+        arrays and numba otherwise (:mod:`tensorpar._backend`). The numba
+        engine's threads are the BLAS's (``OPENBLAS_NUM_THREADS``); its
+        numba kernels are serial (see :mod:`tensorpar.kernels._mttkrp_numba`).
     out : ndarray, shape (I_mode, R), optional
         Written in place and returned; same dtype and array module as ``X``.
 
