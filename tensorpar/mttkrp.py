@@ -210,10 +210,10 @@ def mttkrp_sweep(X: Any, factors: list[Any], update: Callable[[int, Any], Any],
     ``X`` is read twice per sweep instead of ``N`` times, and the results and
     the order of the ``update`` calls are exactly those of the loop. ``h``
     balances the two halves' sizes; a half of one mode is computed by the
-    single-mode plan of :func:`mttkrp`. The partial tensors take at most as
-    much memory as ``X``; where they would take more (rank above the smaller
-    half's size), or where ``X`` is a strided view, the sweep runs ``N``
-    separate MTTKRPs instead.
+    single-mode plan of :func:`mttkrp`. One partial tensor exists at a time,
+    of at most ``max(X.size, 2^16)`` elements; where it would be larger (rank
+    above the smaller half's size), where ``X`` is a strided view, or for
+    order 2, the sweep runs ``N`` separate MTTKRPs instead.
 
     Examples
     --------
