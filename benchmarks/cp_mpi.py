@@ -5,6 +5,9 @@ Usage::
     python benchmarks/cp_mpi.py            # 300^3, R = 16, 1 and 2 ranks
     python benchmarks/cp_mpi.py --quick    # 120^3, R = 8, fewer repetitions
 
+Results go to ``benchmarks/results/cp_mpi.json`` (``cp_mpi_quick.json`` with
+``--quick``, so a smoke run never overwrites the measurement).
+
 The script starts ``mpiexec -n P`` workers itself (one numba/BLAS thread per
 rank). Each worker builds a synthetic tensor per rank, times CP-ALS
 iterations (the slowest rank per iteration, best over the iterations and
@@ -292,7 +295,7 @@ def report(args: argparse.Namespace) -> None:
     if len(runs) > 1:
         print(f"\nstrong scaling 1 -> {runs[-1]['P']} ranks: {t1 / runs[-1]['t_iter']:.2f}x "
               "per iteration (target >= 1.6x at 2 ranks)")
-    path = write_json("cp_mpi", {"machine": info, "args": vars(args), "runs": runs,
+    path = write_json("cp_mpi_quick" if args.quick else "cp_mpi", {"machine": info, "args": vars(args), "runs": runs,
                                  "serial_peer": peer, "roofline_s": roof, "table": rows,
                                  "model": model})
     print(f"wrote {path}")
