@@ -42,7 +42,7 @@ from .comm import check_all
 from .errors import collective_guard
 from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
 
-__all__ = ["cp_als", "DistCPModel"]
+__all__ = ["cp_als", "als_iteration", "DistCPModel"]
 
 
 @dataclass

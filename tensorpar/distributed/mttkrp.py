@@ -34,7 +34,7 @@ from .comm import check_all
 from .grid import block_sizes, owned_bounds
 
 __all__ = ["factor_blocks", "owned_rows", "owned_counts", "dist_mttkrp", "dist_mttkrp_sweep",
-           "allgather_factor"]
+           "sweep_unchecked", "allgather_factor"]
 
 
 def owned_counts(X: DistTensor, mode: int) -> list[int]:
