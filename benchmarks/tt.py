@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,6 +126,40 @@ def _time(fn: Callable[[], Any], args: argparse.Namespace, slow: bool = False) -
     return best_of(fn, repeat=2 if slow else args.repeat, warmup=1, max_seconds=args.max_seconds)
 
 
+def _paired(ours: Callable[[], Any], theirs: Callable[[], Any] | None, args: argparse.Namespace,
+            slow: bool = False) -> tuple[float, float | None]:
+    """Best times of two functions timed alternately, so that both see the same machine load."""
+    if theirs is None:
+        return _time(ours, args, slow), None
+    ours()
+    theirs()
+    best = [float("inf"), float("inf")]
+    spent = 0.0
+    for _ in range(2 if slow else args.repeat):
+        for i, fn in enumerate((ours, theirs)):
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            best[i] = min(best[i], dt)
+            spent += dt
+        if spent > args.max_seconds:
+            break
+    return best[0], best[1]
+
+
+def write_bandwidth(nbytes: int = 256 * 2**20) -> float:
+    """Bytes/s of a parallel fill of freshly allocated memory (what a new TT core costs)."""
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=False)
+    def _fill(x):
+        for i in prange(x.size):
+            x[i] = 1.0
+
+    _fill(np.empty(16))
+    return nbytes / best_of(lambda: _fill(np.empty(nbytes // 8)), repeat=5)
+
+
 # -- the cases --------------------------------------------------------------------
 def run_case(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float,
              rows: list[dict]) -> None:
@@ -136,9 +171,6 @@ def run_case(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float,
     rx, rs = list(x.ranks), list(s.ranks)
     out = list(tp.tt_round(s, 1e-10, r).ranks)
     item = 8
-
-    def peer(fn: Callable[[], Any], slow: bool = False) -> float | None:
-        return None if tn is None else _time(fn, args, slow)
 
     ops: list[tuple[str, Callable[[], Any], Callable[[], Any] | None, float | None, float | None,
                     bool]] = [
@@ -165,9 +197,10 @@ def run_case(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float,
     for op, ours, theirs, flops, nbytes, slow in ops:
         if args.only and op not in args.only:
             continue
-        t = _time(ours, args, slow)
-        t_peer = peer(theirs, slow) if theirs is not None else None
+        t, t_peer = _paired(ours, None if tn is None else theirs, args, slow)
         rows.append(_row(op, case, t, flops, dgemm, t_peer, nbytes))
+        if nbytes:
+            rows[-1]["of write BW"] = nbytes / t / args.write_bw
         print(f"  {case:<18} {op:<14} {1e3 * t:9.2f} ms"
               + (f"   teneva {1e3 * t_peer:9.2f} ms  x{t_peer / t:.1f}" if t_peer else ""),
               flush=True)
@@ -181,10 +214,10 @@ def run_sum(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float) -> d
     weights = list(rng.uniform(0.5, 1.5, 10))
     eps = 1e-6
     exact = tp.tt_sum(terms, weights)
-    t_qr = _time(lambda: tp.tt_round(tp.tt_sum(terms, weights), eps), args, slow=True)
+    t_rand, t_qr = _paired(lambda: tp.tt_round_sum(terms, eps, r, weights=weights, seed=0),
+                           lambda: tp.tt_round(tp.tt_sum(terms, weights), eps), args, slow=True)
     t_gram = _time(lambda: tp.tt_round(tp.tt_sum(terms, weights), eps, method="gram"), args,
                    slow=True)
-    t_rand = _time(lambda: tp.tt_round_sum(terms, eps, r, weights=weights, seed=0), args)
     y_qr = tp.tt_round(exact, eps)
     y_rand = tp.tt_round_sum(terms, eps, r, weights=weights, seed=0)
     res = {
@@ -290,8 +323,12 @@ def main() -> None:
     with _threads(args.threads):
         info = machine_info()
         dgemm = info["dgemm_GFLOPs"] * 1e9
+        args.write_bw = write_bandwidth()
+        info["write_bandwidth_GBs"] = args.write_bw / 1e9
         print(f"DGEMM {info['dgemm_GFLOPs']:.1f} GFLOP/s, read bandwidth "
-              f"{info['read_bandwidth_GBs']:.1f} GB/s, threads {args.threads or 'all'}", flush=True)
+              f"{info['read_bandwidth_GBs']:.1f} GB/s, fresh-memory write bandwidth "
+              f"{info['write_bandwidth_GBs']:.1f} GB/s, threads {args.threads or 'all'}",
+              flush=True)
         rows: list[dict] = []
         for d, n, r in cases:
             run_case(d, n, r, args, dgemm, rows)
@@ -299,8 +336,8 @@ def main() -> None:
         slopes = [] if args.skip_slopes else run_slopes(args)
         extras = run_extras(args, dgemm)
         info_after = machine_info()
-    cols = ["op", "case", "ms", "GFLOP/s", "of DGEMM", "GB/s", "teneva ms", "speed-up", "target",
-            "met"]
+    cols = ["op", "case", "ms", "GFLOP/s", "of DGEMM", "GB/s", "of write BW", "teneva ms",
+            "speed-up", "target", "met"]
     print_table(rows, cols, title="TT operations (nominal flops; QR at Householder counts)")
     print_table(sums, ["case", "qr ms", "gram ms", "randomized ms", "speed-up over qr", "target",
                        "met", "qr rel. error", "randomized rel. error"],

@@ -1,25 +1,25 @@
-"""Dense linear algebra for the tensor-train sweeps (host: scipy BLAS/LAPACK; device: cupy).
+"""Dense linear algebra for the tensor-train sweeps (host: numpy, plus scipy's Householder QR).
 
 The TT sweeps spend their time in QR factorizations of tall-skinny core
 unfoldings (``(r n) x r``), matrix products and SVDs of small matrices.
 
-**One BLAS per sweep.** pip's numpy and scipy each ship their own OpenBLAS
-with its own thread pool. OpenBLAS threads spin for a while after each call,
-so alternating numpy matrix products with scipy factorizations makes two
-pools fight for the cores: on the 2-core development machine a 64 x 64
-scipy SVD followed by a numpy product took 7.1 ms, against 1.0 ms with the
-product also done by scipy. On host arrays every function here therefore
-calls scipy's BLAS/LAPACK only (products through ``?gemm`` on transposed
-views, so C-ordered operands are never copied). Products too small for
-OpenBLAS to thread use numpy's ``@`` (lower call overhead).
-
 **QR.** ``numpy.linalg.qr`` (``geqrf`` + ``orgqr``) measured 4-6x slower than
-needed on these shapes. :func:`qr` runs CholeskyQR2 (Gram matrix, Cholesky,
-triangular solve, twice; BLAS-3 throughout and free of transposed copies)
-when the first Cholesky factor's condition estimate shows that CholeskyQR2
-is as accurate as Householder, and blocked Householder (``geqrt``, ``Q``
-formed by ``gemqrt``) otherwise -- for rank-deficient or ill-conditioned
-matrices, which rounding meets whenever singular values decay.
+needed on these shapes. :func:`qr` runs CholeskyQR2 (Gram matrix, Cholesky
+factor, product with its inverse, twice: matrix products throughout, no
+transposed copies) when the first Cholesky factor's condition number shows
+that CholeskyQR2 is as accurate as Householder (Yamamoto et al. 2015), and
+blocked Householder QR (LAPACK ``geqrt``, ``Q`` formed by ``gemqrt``)
+otherwise -- rank-deficient or ill-conditioned matrices, which rounding meets
+whenever singular values decay.
+
+**One thread pool.** pip's numpy and scipy wheels each carry an OpenBLAS with
+its own thread pool, and OpenBLAS threads spin for a while after every call:
+alternating numpy and scipy calls makes the two pools fight for the cores
+(on the 2-core development machine a 64 x 64 scipy SVD right after a numpy
+product took 7.1 ms instead of 1.0 ms). Everything here therefore runs on
+numpy -- the pool user code and the rest of tensorpar use -- except
+``geqrt``/``gemqrt``, which numpy does not expose; they run only on the
+Householder fallback.
 
 On cupy arrays the same functions call cuBLAS/cuSOLVER through cupy.
 """
@@ -38,19 +38,16 @@ __all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "svd", "truncated_svd",
 
 #: Column-block size of ``geqrt``; 16 was fastest for r = 16..64 on AVX-512.
 _QR_BLOCK = 16
-#: CholeskyQR2 is used when the 1-norm reciprocal condition estimate of its
-#: first Cholesky factor is at least this (cond(a) <~ 1e5 n, far below the
+#: CholeskyQR2 is used when the 1-norm condition number of its first Cholesky
+#: factor is at most this (cond_2(a) <~ 1e5 sqrt(n), far below the
 #: 1/sqrt(machine eps) ~ 7e7 where CholeskyQR2 stops being stable).
-_CHOLQR_RCOND = 1e-5
-#: Above this estimate ``a @ inv(r)`` multiplies by the explicit inverse (2.4x
-#: faster than OpenBLAS's trsm at 4096 x 64; residual still a few ulps).
-_INVERSE_RCOND = 1e-3
+_CHOLQR_COND = 1e5
+#: Below this condition number ``a @ inv(r)`` multiplies by the explicit
+#: inverse (measured residual <= 2 ulps up to 1e3) instead of an LU solve.
+_INVERSE_COND = 1e3
 #: Below this many entries Householder's fewer library calls win.
 _CHOLQR_MIN_SIZE = 512
-#: m n k below which a product goes to numpy (OpenBLAS runs it on one thread).
-_SMALL_PRODUCT = 1 << 15
 _DOUBLE = (np.dtype(np.float64), np.dtype(np.complex128))
-_BLAS_TYPES = (np.float32, np.float64, np.complex64, np.complex128)
 
 
 def ct(a: Any) -> Any:
@@ -59,117 +56,72 @@ def ct(a: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _blas(names: tuple[str, ...], dtype: np.dtype) -> tuple[Any, ...]:
-    """scipy BLAS/LAPACK routines for ``dtype``, looked up once (the lookup costs ~10 us)."""
-    from scipy.linalg import get_blas_funcs, get_lapack_funcs
+def _lapack(names: tuple[str, ...], dtype: np.dtype) -> tuple[Any, ...]:
+    """scipy LAPACK routines for ``dtype``, looked up once (the lookup costs ~10 us)."""
+    from scipy.linalg import get_lapack_funcs
 
-    probe = np.empty(1, dtype=dtype)
-    out = []
-    for name in names:
-        getter = get_blas_funcs if name in ("gemm", "syrk", "trsm", "nrm2") else get_lapack_funcs
-        out.append(getter((name,), (probe,))[0])
-    return tuple(out)
-
-
-def _blas_operand(a: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(x, trans)`` with ``op(x) = a.T`` and ``x`` Fortran-ordered (no copy if avoidable)."""
-    if a.flags.c_contiguous:
-        return a.T, 0
-    if a.flags.f_contiguous:
-        return a, 1
-    return np.ascontiguousarray(a).T, 0
+    return tuple(get_lapack_funcs((name,), (np.empty(1, dtype=dtype),))[0] for name in names)
 
 
 def matmul(a: Any, b: Any) -> Any:
-    """``a @ b`` as a C-ordered array; on the host through scipy's BLAS (see module notes)."""
+    """``a @ b`` after checking that both live on the same device."""
     if type(a) is not np.ndarray or type(b) is not np.ndarray:
         get_array_module(a, b)  # raises on mixed numpy/cupy
-        return a @ b
-    m, k = a.shape
-    n = b.shape[1]
-    if m * n * k < _SMALL_PRODUCT or min(m, n, k) == 0:
-        return a @ b
-    dtype = np.result_type(a, b)
-    if dtype.type not in _BLAS_TYPES:
-        return a @ b
-    (gemm,) = _blas(("gemm",), dtype)
-    # (a b)^T = b^T a^T, computed in Fortran order = a b in C order.
-    xb, tb = _blas_operand(b.astype(dtype, copy=False))
-    xa, ta = _blas_operand(a.astype(dtype, copy=False))
-    return gemm(1.0, xb, xa, trans_a=tb, trans_b=ta).T
+    return a @ b
 
 
 def norm(a: Any) -> float:
     """Frobenius norm of any array as a Python float."""
-    if type(a) is not np.ndarray:
-        return float(get_array_module(a).linalg.norm(a.ravel()))
-    flat = np.ascontiguousarray(a).ravel()
-    if flat.dtype.type not in _BLAS_TYPES:
-        return float(np.linalg.norm(flat))
-    (nrm2,) = _blas(("nrm2",), flat.dtype)
-    return float(nrm2(flat))
+    xp = get_array_module(a)
+    return float(xp.linalg.norm(a.ravel()))
 
 
 def eigh(g: Any) -> tuple[Any, Any]:
     """Eigenvalues (ascending) and eigenvectors of a Hermitian matrix."""
-    xp = get_array_module(g)
-    if xp is not np:
-        return xp.linalg.eigh(g)
-    from scipy.linalg import eigh as sp_eigh
-
-    return sp_eigh(g, check_finite=False)
+    return get_array_module(g).linalg.eigh(g)
 
 
 def _matmul_in_layout(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` in ``a``'s memory order (Fortran-ordered ``a`` gives a Fortran-ordered result)."""
     if a.flags.f_contiguous and not a.flags.c_contiguous:
-        return matmul(b.T, a.T).T
-    return matmul(a, b)
+        return (b.T @ a.T).T
+    return a @ b
 
 
-def _gram_upper(a: np.ndarray) -> np.ndarray:
-    """``a^H a``; for real ``a`` only the upper triangle is valid (``syrk``, half the flops)."""
-    if a.dtype.kind != "f":
-        return matmul(ct(a), a)
-    (syrk,) = _blas(("syrk",), a.dtype)
-    if a.flags.c_contiguous:
-        return syrk(1.0, a.T, trans=0, lower=0)
-    return syrk(1.0, np.asfortranarray(a), trans=1, lower=0)
+def _chol_upper(a: np.ndarray) -> np.ndarray | None:
+    """Upper Cholesky factor of ``a^H a``, or None when it is not numerically definite."""
+    try:
+        return ct(np.linalg.cholesky(ct(a) @ a))
+    except np.linalg.LinAlgError:
+        return None
 
 
-def _chol_upper(g: np.ndarray) -> np.ndarray | None:
-    """Upper Cholesky factor, or None when ``g`` is not numerically positive definite."""
-    (potrf,) = _blas(("potrf",), g.dtype)
-    c, info = potrf(g, lower=0, clean=1)
-    return c if info == 0 else None
-
-
-def _right_solve(a: np.ndarray, r: np.ndarray, trsm: Any) -> np.ndarray:
-    """``a @ inv(r)`` for upper triangular ``r``, in ``a``'s memory order."""
-    if a.flags.f_contiguous and not a.flags.c_contiguous:
-        return trsm(1.0, r, a, side=1, lower=0)
-    # a C-ordered is a^T Fortran-ordered: solve r^T x = a^T from the left, no copy.
-    return trsm(1.0, r, np.ascontiguousarray(a).T, side=0, lower=0, trans_a=1).T
+def _cond1(r: np.ndarray, inv: np.ndarray) -> float:
+    return float(np.abs(r).sum(axis=0).max() * np.abs(inv).sum(axis=0).max())
 
 
 def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """CholeskyQR2 (Fukaya et al. 2014), or None when ``a`` is too ill-conditioned for it."""
-    trsm, trcon, trtri = _blas(("trsm", "trcon", "trtri"), a.dtype)
-    r1 = _chol_upper(_gram_upper(a))
+    """CholeskyQR2 (Fukaya et al. 2014), or None when ``a`` is too ill-conditioned for it.
+
+    ``a @ inv(r1)`` multiplies by the explicit inverse when ``r1`` is well
+    conditioned (residual a few ulps) and is an LU solve otherwise (backward
+    stable); the second factor is within rounding of the identity.
+    """
+    r1 = _chol_upper(a)
     if r1 is None:
         return None
-    rcond, info = trcon(r1, norm="1", uplo="U")
-    if info != 0 or not rcond >= _CHOLQR_RCOND:
+    inv1 = np.linalg.inv(r1)
+    cond = _cond1(r1, inv1)
+    if not cond <= _CHOLQR_COND:
         return None
-    inv1, info = trtri(r1, lower=0) if rcond >= _INVERSE_RCOND else (None, 1)
-    q1 = _matmul_in_layout(a, inv1) if info == 0 else _right_solve(a, r1, trsm)
-    r2 = _chol_upper(_gram_upper(q1))
+    if cond <= _INVERSE_COND:
+        q1 = _matmul_in_layout(a, inv1)
+    else:
+        q1 = np.linalg.solve(r1.T, a.T).T
+    r2 = _chol_upper(q1)
     if r2 is None:
         return None
-    inv2, info = trtri(r2, lower=0)  # r2 is within rounding of the identity
-    if info != 0:
-        return None
-    return _matmul_in_layout(q1, inv2), matmul(r2, r1)
+    return _matmul_in_layout(q1, np.linalg.inv(r2)), r2 @ r1
 
 
 def _householder_qr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +129,7 @@ def _householder_qr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     m, n = a.shape
     k = min(m, n)
-    geqrt, gemqrt = _blas(("geqrt", "gemqrt"), a.dtype)
+    geqrt, gemqrt = _lapack(("geqrt", "gemqrt"), a.dtype)
     # geqrt overwrites its input: hand it a private Fortran-ordered copy.
     work = np.array(a, order="F", copy=True)
     v, t, info = geqrt(min(_QR_BLOCK, k), work, overwrite_a=1)
@@ -237,15 +189,12 @@ def lq(a: Any) -> tuple[Any, Any]:
 
 def _small_svd(a: Any) -> tuple[Any, Any, Any]:
     xp = get_array_module(a)
-    if xp is not np:
-        return xp.linalg.svd(a, full_matrices=False)
-    from scipy.linalg import LinAlgError
-    from scipy.linalg import svd as sp_svd
-
     try:
-        return sp_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesdd")
-    except LinAlgError:
+        return xp.linalg.svd(a, full_matrices=False)
+    except np.linalg.LinAlgError:
         # gesdd's divide and conquer occasionally fails to converge; gesvd does not.
+        from scipy.linalg import svd as sp_svd
+
         return sp_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
 
 
