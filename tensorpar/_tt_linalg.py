@@ -1,43 +1,42 @@
-"""Dense linear algebra for the tensor-train sweeps (host: numpy, plus scipy's Householder QR).
+"""Dense linear algebra for the tensor-train sweeps (host: numpy only; device: cupy).
 
 The TT sweeps spend their time in QR factorizations of tall-skinny core
 unfoldings (``(r n) x r``), matrix products and SVDs of small matrices.
 
-**QR.** ``numpy.linalg.qr`` (``geqrf`` + ``orgqr``) measured 4-6x slower than
-needed on these shapes. :func:`qr` runs CholeskyQR2 (Gram matrix, Cholesky
-factor, product with its inverse, twice: matrix products throughout, no
-transposed copies) when the first Cholesky factor's condition number shows
-that CholeskyQR2 is as accurate as Householder (Yamamoto et al. 2015), and
-blocked Householder QR (LAPACK ``geqrt``, ``Q`` formed by ``gemqrt``)
-otherwise -- rank-deficient or ill-conditioned matrices, which rounding meets
-whenever singular values decay.
+**QR.** :func:`qr` runs CholeskyQR2 (Gram matrix, Cholesky factor, product
+with its inverse, twice: matrix products throughout, no transposed copies)
+when the first Cholesky factor's condition number shows that CholeskyQR2 is
+as accurate as Householder (Yamamoto et al. 2015), and Householder QR
+(``numpy.linalg.qr``) otherwise -- rank-deficient or ill-conditioned
+matrices. For 2048 x 64, CholeskyQR2 took about 1 ms and
+``numpy.linalg.qr`` 3 ms on one thread, 9 ms on two (OpenBLAS threads its
+unblocked panel factorization badly). Truncated SVDs of ill-conditioned tall
+matrices, which rounding meets whenever singular values decay, avoid the
+Householder ``Q`` altogether (see :func:`_tall_svd`).
 
 **One thread pool.** pip's numpy and scipy wheels each carry an OpenBLAS with
 its own thread pool, and OpenBLAS threads spin for a while after every call:
-alternating numpy and scipy calls makes the two pools fight for the cores
-(on the 2-core development machine a 64 x 64 scipy SVD right after a numpy
-product took 7.1 ms instead of 1.0 ms). Everything here therefore runs on
-numpy -- the pool user code and the rest of tensorpar use -- except
-``geqrt``/``gemqrt``, which numpy does not expose; they run only on the
-Householder fallback.
+alternating numpy and scipy calls makes the two pools fight for the cores.
+On the 2-core development machine a 64 x 64 scipy SVD right after a numpy
+product took 7.1 ms instead of 1.0 ms, and scipy's faster ``geqrt`` made QR
+rounding slower overall (92 ms against 62 ms) for that reason. Everything
+here therefore runs on numpy, the pool user code and the rest of tensorpar
+use.
 
 On cupy arrays the same functions call cuBLAS/cuSOLVER through cupy.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 
 from ._backend import get_array_module
 
-__all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "svd", "truncated_svd",
-           "truncation_rank"]
+__all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "orth", "orth_rows", "svd",
+           "truncated_svd", "left_svd", "truncation_rank"]
 
-#: Column-block size of ``geqrt``; 16 was fastest for r = 16..64 on AVX-512.
-_QR_BLOCK = 16
 #: CholeskyQR2 is used when the 1-norm condition number of its first Cholesky
 #: factor is at most this (cond_2(a) <~ 1e5 sqrt(n), far below the
 #: 1/sqrt(machine eps) ~ 7e7 where CholeskyQR2 stops being stable).
@@ -53,14 +52,6 @@ _DOUBLE = (np.dtype(np.float64), np.dtype(np.complex128))
 def ct(a: Any) -> Any:
     """Conjugate transpose (a transposed view for real arrays)."""
     return a.conj().T if a.dtype.kind == "c" else a.T
-
-
-@functools.lru_cache(maxsize=None)
-def _lapack(names: tuple[str, ...], dtype: np.dtype) -> tuple[Any, ...]:
-    """scipy LAPACK routines for ``dtype``, looked up once (the lookup costs ~10 us)."""
-    from scipy.linalg import get_lapack_funcs
-
-    return tuple(get_lapack_funcs((name,), (np.empty(1, dtype=dtype),))[0] for name in names)
 
 
 def matmul(a: Any, b: Any) -> Any:
@@ -125,23 +116,29 @@ def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _householder_qr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from scipy.linalg import LinAlgError
+    return np.linalg.qr(a)
 
+
+def left_svd(a: Any, delta: float, max_rank: int | None = None) -> tuple[Any, Any, Any]:
+    """Truncated left singular vectors of a wide matrix and the projected rest.
+
+    Returns ``(u, s, rest)`` with ``u`` (m x t) orthonormal, ``s`` the kept
+    singular values and ``rest = u^H a`` (t x n), so that ``u @ rest`` is the
+    orthogonal projection of ``a`` on the kept left singular subspace. Only the
+    triangular factor of ``a^H = Q R`` is computed (Householder, ``Q`` never
+    formed); ``rest`` is one matrix product, with no division by small
+    singular values. This is TT-SVD's step, where ``a`` is a wide unfolding.
+    """
+    xp = get_array_module(a)
     m, n = a.shape
-    k = min(m, n)
-    geqrt, gemqrt = _lapack(("geqrt", "gemqrt"), a.dtype)
-    # geqrt overwrites its input: hand it a private Fortran-ordered copy.
-    work = np.array(a, order="F", copy=True)
-    v, t, info = geqrt(min(_QR_BLOCK, k), work, overwrite_a=1)
-    if info != 0:
-        raise LinAlgError(f"LAPACK geqrt failed with info={info}")
-    r = np.triu(v[:k, :])
-    q = np.zeros((m, k), dtype=a.dtype, order="F")
-    q[np.arange(k), np.arange(k)] = 1
-    q, info = gemqrt(v[:, :k], t, q, overwrite_c=1)
-    if info != 0:
-        raise LinAlgError(f"LAPACK gemqrt failed with info={info}")
-    return q, r
+    if xp is np and n >= 2 * m and m > 1:
+        r = np.linalg.qr(ct(a), mode="r")  # Householder, Q never formed
+        u, s, _ = _small_svd(ct(r))
+    else:
+        u, s, _ = truncated_svd(a, 0.0, None, keep_all=True)
+    t = truncation_rank(s, delta, max_rank)
+    u = u[:, :t]
+    return u, s[:t], ct(u) @ a
 
 
 def qr(a: Any) -> tuple[Any, Any]:
@@ -169,6 +166,47 @@ def qr(a: Any) -> tuple[Any, Any]:
         if res is not None:
             return res
     return _householder_qr(a)
+
+
+def orth(a: Any) -> tuple[Any, Any]:
+    """Orthonormal basis of the column space: ``a = q @ c`` with ``q^H q = I``.
+
+    Like :func:`qr` but ``c`` need not be triangular, and columns of ``q``
+    for numerically zero singular values (below ``10 k eps s_1``, ``k`` the
+    column count) may be dropped, so ``q`` can have fewer than ``min(m, n)``
+    columns. That is all a TT orthogonalization needs, and it allows a fast
+    path for ill-conditioned and rank-deficient matrices: the triangular
+    factor alone from Householder (``Q`` never formed), its SVD
+    ``r = u s v^H``, and ``a v s^-1`` re-orthonormalized by CholeskyQR2
+    (columns off by at most ``eps s_1 / s_t``, far below 1 after the
+    dropping). Residual ``||a - q c||`` stays at rounding level.
+
+    Returns
+    -------
+    q : ndarray, shape (m, t)
+    c : ndarray, shape (t, n)
+    """
+    xp = get_array_module(a)
+    m, n = a.shape
+    if xp is not np or m < n or m * n < _CHOLQR_MIN_SIZE or a.dtype not in _DOUBLE:
+        return qr(a)
+    res = _cholesky_qr2(a)
+    if res is not None:
+        return res
+    r = np.linalg.qr(a, mode="r")
+    _, s, vh = _small_svd(r)
+    t = max(1, int(np.count_nonzero(s > 10 * n * np.finfo(a.dtype).eps * s[0])))
+    fix = _cholesky_qr2((a @ ct(vh[:t])) / s[:t]) if s[0] > 0 else None
+    if fix is None:
+        return _householder_qr(a)
+    q, corr = fix  # a v_t = q corr diag(s_t)
+    return q, (corr * s[:t]) @ vh[:t]
+
+
+def orth_rows(a: Any) -> tuple[Any, Any]:
+    """Orthonormal basis of the row space: ``a = l @ q`` with ``q q^H = I`` (see :func:`orth`)."""
+    qt, lt = orth(ct(a))
+    return ct(lt), ct(qt)
 
 
 def lq(a: Any) -> tuple[Any, Any]:
@@ -214,29 +252,61 @@ def truncated_svd(a: Any, delta: float, max_rank: int | None = None,
                   keep_all: bool = False) -> tuple[Any, Any, Any]:
     """Thin SVD of ``a`` truncated by :func:`truncation_rank`.
 
-    Tall matrices (``m >= 2n``) are reduced by :func:`qr` first and only the
-    kept columns of ``q @ u`` are formed; wide ones likewise by :func:`lq`.
+    Tall matrices (``m >= 2n``) are reduced by a QR factorization first (see
+    :func:`_tall_svd`); wide ones are handled as the conjugate transpose.
 
     Returns
     -------
     u : ndarray, shape (m, t)
     s : ndarray, shape (t,)
+        The kept singular values.
     vh : ndarray, shape (t, n)
+        ``u @ diag(s) @ vh`` is the rank-``t`` truncated SVD of ``a`` to
+        rounding error. The factor on the long side (``u`` of a tall, ``vh`` of a
+        wide matrix) has orthonormal columns (rows) to machine precision; the
+        other one may deviate from orthonormality by ``O(eps s_1 / s_t)``.
     """
     m, n = a.shape
     if m >= 2 * n and n > 1:
-        q, r = qr(a)
-        ur, s, vh = _small_svd(r)
-        t = len(s) if keep_all else truncation_rank(s, delta, max_rank)
-        return matmul(q, ur[:, :t]), s[:t], vh[:t]
+        return _tall_svd(a, delta, max_rank, keep_all)
     if n >= 2 * m and m > 1:
-        l, q = lq(a)
-        u, s, vl = _small_svd(l)
-        t = len(s) if keep_all else truncation_rank(s, delta, max_rank)
-        return u[:, :t], s[:t], matmul(vl[:t], q)
+        v, s, uh = _tall_svd(ct(a), delta, max_rank, keep_all)
+        return ct(uh), s, ct(v)
     u, s, vh = _small_svd(a)
     t = len(s) if keep_all else truncation_rank(s, delta, max_rank)
     return u[:, :t], s[:t], vh[:t]
+
+
+def _tall_svd(a: Any, delta: float, max_rank: int | None,
+              keep_all: bool) -> tuple[Any, Any, Any]:
+    """Truncated SVD of a tall matrix: QR, then the SVD of the triangular factor.
+
+    Host, three paths in order: CholeskyQR2 when ``a`` is well conditioned;
+    otherwise the triangular factor alone from Householder (``Q`` is never
+    formed, the costly half of ``numpy.linalg.qr``), with the kept left
+    singular vectors recovered as ``a v_t / s_t`` and re-orthonormalized by
+    CholeskyQR2 -- their deviation from orthonormality, ``O(eps s_1 / s_t)``,
+    is far below 1 unless ``s_t`` is at rounding level; and full Householder
+    QR when even that re-orthonormalization is refused.
+    """
+    if get_array_module(a) is np and a.dtype in _DOUBLE and a.size >= _CHOLQR_MIN_SIZE:
+        res = _cholesky_qr2(a)
+        if res is None:
+            r = np.linalg.qr(a, mode="r")
+            ur, s, vh = _small_svd(r)
+            t = len(s) if keep_all else truncation_rank(s, delta, max_rank)
+            if s[t - 1] > 0:
+                fix = _cholesky_qr2((a @ ct(vh[:t])) / s[:t])
+                if fix is not None:
+                    u, corr = fix  # a v_t = u corr diag(s_t)
+                    return u, s[:t], (corr * s[:t]) @ vh[:t] / s[:t, None]
+            res = _householder_qr(a)
+    else:
+        res = qr(a)
+    q, r = res
+    ur, s, vh = _small_svd(r)
+    t = len(s) if keep_all else truncation_rank(s, delta, max_rank)
+    return matmul(q, ur[:, :t]), s[:t], vh[:t]
 
 
 def truncation_rank(s: Any, delta: float, max_rank: int | None = None) -> int:

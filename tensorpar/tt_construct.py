@@ -16,7 +16,7 @@ import numpy as np
 
 from ._backend import get_array_module
 from ._tt_checks import check_eps, check_max_rank
-from ._tt_linalg import truncated_svd
+from ._tt_linalg import left_svd
 from ._validation import as_float_array, check_finite
 from .tt_tensor import TTTensor
 
@@ -70,10 +70,9 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     r = 1
     for k in range(d - 1):
         rest = xp.reshape(rest, (r * shape[k], -1))
-        u, s, vh = truncated_svd(rest, delta, max_rank)
+        u, _, rest = left_svd(rest, delta, max_rank)
         cores.append(xp.reshape(u, (r, shape[k], u.shape[1])))
         r = u.shape[1]
-        rest = s[:, None].astype(vh.dtype) * vh
     cores.append(xp.reshape(rest, (r, shape[-1], 1)))
     return TTTensor(cores)
 

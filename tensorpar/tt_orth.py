@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import lq, matmul, norm, qr
+from ._tt_linalg import matmul, norm, orth, orth_rows
 from .tt_tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
@@ -35,7 +35,7 @@ Direction = Literal["left", "right"]
 
 
 def qr_left(core: Any) -> tuple[Any, Any]:
-    """QR of a core's left unfolding.
+    """Orthogonalize a core's left unfolding (a QR factorization up to the shape of ``R``).
 
     Parameters
     ----------
@@ -45,17 +45,19 @@ def qr_left(core: Any) -> tuple[Any, Any]:
     -------
     q_core : ndarray, shape (r, n, t)
         Left-orthogonal: its unfolding ``(r n) x t`` has orthonormal columns;
-        ``t = min(r n, q)``.
+        ``t <= min(r n, q)`` (smaller when the unfolding is numerically rank
+        deficient, see :func:`tensorpar._tt_linalg.orth`).
     R : ndarray, shape (t, q)
-        ``core.reshape(r n, q) = q_core.reshape(r n, t) @ R``.
+        ``core.reshape(r n, q) = q_core.reshape(r n, t) @ R`` to rounding
+        error; not necessarily triangular.
     """
     r, n, q = core.shape
-    Q, R = qr(core.reshape(r * n, q))
+    Q, R = orth(core.reshape(r * n, q))
     return Q.reshape(r, n, Q.shape[1]), R
 
 
 def lq_right(core: Any) -> tuple[Any, Any]:
-    """LQ of a core's right unfolding.
+    """Orthogonalize a core's right unfolding (an LQ factorization up to the shape of ``L``).
 
     Parameters
     ----------
@@ -66,10 +68,11 @@ def lq_right(core: Any) -> tuple[Any, Any]:
     L : ndarray, shape (r, t)
     q_core : ndarray, shape (t, n, q)
         Right-orthogonal: its unfolding ``t x (n q)`` has orthonormal rows;
-        ``t = min(r, n q)`` and ``core.reshape(r, n q) = L @ q_core.reshape(t, n q)``.
+        ``t <= min(r, n q)`` and ``core.reshape(r, n q) = L @ q_core.reshape(t, n q)``
+        to rounding error.
     """
     r, n, q = core.shape
-    L, Q = lq(core.reshape(r, n * q))
+    L, Q = orth_rows(core.reshape(r, n * q))
     return L, Q.reshape(Q.shape[0], n, q)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._backend import get_array_module
-from ._tt_linalg import ct, matmul, norm, qr
+from ._tt_linalg import ct, matmul, norm, orth
 from .tt_orth import _zero_train, absorb_left, apply_log_scale
 from .tt_rounding import truncate_sweep
 from .tt_tensor import TTTensor, random_tt
@@ -100,7 +100,7 @@ def round_randomized(tensors: Sequence[TTTensor], weights: Sequence[Any] | None,
         Z = [absorb_left(Mj, t.cores[k]) for Mj, t in zip(M, tensors)]
         l, n = Z[0].shape[:2]
         Y = sum(matmul(Zj.reshape(l * n, -1), Wj[k + 1]) for Zj, Wj in zip(Z, W))
-        Q, _ = qr(Y)
+        Q, _ = orth(Y)
         out.append(Q.reshape(l, n, Q.shape[1]))
         Qh = ct(Q)
         M = [matmul(Qh, Zj.reshape(l * n, -1)) for Zj in Z]

@@ -114,3 +114,52 @@ def test_device_dispatch(xp):
     u, s, vh = la.svd(a)
     np.testing.assert_allclose(to_numpy((u * s) @ vh), to_numpy(a), atol=1e-13)
     assert la.norm(a) == pytest.approx(float(np.linalg.norm(to_numpy(a))), rel=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("wide", [False, True])
+def test_truncated_svd_ill_conditioned_paths(dtype, wide):
+    # singular values 1 .. 1e-14: CholeskyQR2 is refused; the R-factor path
+    # (truncation above rounding level) and full Householder (keep_all) take over
+    rng = np.random.default_rng(5)
+    m, k = 400, 24
+    s_true = np.logspace(0, -14, k)
+    u0, _ = np.linalg.qr(_rand(rng, (m, k), dtype))
+    v0, _ = np.linalg.qr(_rand(rng, (k, k), dtype))
+    a = (u0 * s_true) @ v0.conj().T
+    assert la._cholesky_qr2(a) is None
+    if wide:
+        a = a.conj().T.copy()
+    for delta, keep_all in [(1e-9, False), (1e-12, False), (0.0, True)]:
+        u, s, vh = la.truncated_svd(a, delta, keep_all=keep_all)
+        t = len(s)
+        if not keep_all:
+            tail = np.sqrt(np.cumsum(s_true[::-1] ** 2)[::-1])
+            assert tail[t] <= delta < tail[t - 1]
+        np.testing.assert_allclose(s, s_true[:t], rtol=1e-6, atol=1e-15)
+        long = vh.conj().T if wide else u
+        assert np.abs(long.conj().T @ long - np.eye(t)).max() < 1e-13
+        approx = (u * s) @ vh
+        err = np.linalg.norm(approx - a)
+        assert err <= np.sqrt(np.sum(s_true[t:] ** 2)) + 1e-14
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_orth_paths(dtype):
+    rng = np.random.default_rng(6)
+    u0, _ = np.linalg.qr(_rand(rng, (600, 20), dtype))
+    v0, _ = np.linalg.qr(_rand(rng, (20, 20), dtype))
+    cases = {
+        "well conditioned": _rand(rng, (600, 20), dtype),
+        "graded 1e-12": (u0 * np.logspace(0, -12, 20)) @ v0.conj().T,
+        "rank 12 of 20": (u0[:, :12] * np.logspace(0, -3, 12)) @ v0[:, :12].conj().T,
+    }
+    for name, a in cases.items():
+        q, c = la.orth(a)
+        t = q.shape[1]
+        assert np.abs(q.conj().T @ q - np.eye(t)).max() < 1e-13, name
+        assert np.abs(q @ c - a).max() <= 1e-14 * np.abs(a).max() * 10, name
+        assert t == (12 if name.startswith("rank") else 20), name
+        l, qr_ = la.orth_rows(a.conj().T)
+        assert np.abs(qr_ @ qr_.conj().T - np.eye(qr_.shape[0])).max() < 1e-13
+        assert np.abs(l @ qr_ - a.conj().T).max() <= 1e-13 * np.abs(a).max()
