@@ -176,7 +176,12 @@ def run_case(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float,
                     bool]] = [
         ("add", lambda: x + y, lambda: tn.add(x.cores, y.cores), None,
          sum(c.nbytes for c in s.cores) * 2.0, False),
-        ("hadamard", lambda: tp.tt_hadamard(x, y), lambda: tn.mul(x.cores, y.cores), None,
+        ("hadamard", lambda: tp.tt_hadamard(x, y, engine="numba"),
+         lambda: tn.mul(x.cores, y.cores), None,
+         sum(item * a.shape[0] * b.shape[0] * n * a.shape[2] * b.shape[2]
+             for a, b in zip(x.cores, y.cores)), True),
+        ("hadamard (numpy)", lambda: tp.tt_hadamard(x, y, engine="numpy"),
+         lambda: tn.mul(x.cores, y.cores), None,
          sum(item * a.shape[0] * b.shape[0] * n * a.shape[2] * b.shape[2]
              for a, b in zip(x.cores, y.cores)), True),
         ("dot", lambda: tp.tt_dot(x, y), lambda: tn.mul_scalar(x.cores, y.cores),
@@ -201,7 +206,7 @@ def run_case(d: int, n: int, r: int, args: argparse.Namespace, dgemm: float,
         rows.append(_row(op, case, t, flops, dgemm, t_peer, nbytes))
         if nbytes:
             rows[-1]["of write BW"] = nbytes / t / args.write_bw
-        print(f"  {case:<18} {op:<14} {1e3 * t:9.2f} ms"
+        print(f"  {case:<18} {op:<16} {1e3 * t:9.2f} ms"
               + (f"   teneva {1e3 * t_peer:9.2f} ms  x{t_peer / t:.1f}" if t_peer else ""),
               flush=True)
 
@@ -241,7 +246,8 @@ def _slope(xs: list[int], ts: list[float]) -> float:
 
 def run_slopes(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = {"d": 10, "n": 32, "r": 16} if not args.quick else {"d": 8, "n": 16, "r": 8}
-    grids = {"d": [8, 16, 32], "n": [16, 32, 64], "r": [16, 32, 64]}
+    # start past the sizes where per-core call overhead hides the asymptotic costs
+    grids = {"d": [8, 16, 32], "n": [32, 64, 128], "r": [32, 64, 128]}
     if args.quick:
         grids = {"d": [8, 16, 32], "n": [16, 32, 64], "r": [8, 16, 32]}
     out = []

@@ -34,8 +34,8 @@ import numpy as np
 
 from ._backend import get_array_module
 
-__all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "orth", "orth_rows", "svd",
-           "truncated_svd", "left_svd", "truncation_rank"]
+__all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "orth", "orth_rows", "gram_cholesky",
+           "svd", "truncated_svd", "left_svd", "truncation_rank"]
 
 #: CholeskyQR2 is used when the 1-norm condition number of its first Cholesky
 #: factor is at most this (cond_2(a) <~ 1e5 sqrt(n), far below the
@@ -89,6 +89,24 @@ def _chol_upper(a: np.ndarray) -> np.ndarray | None:
 
 def _cond1(r: np.ndarray, inv: np.ndarray) -> float:
     return float(np.abs(r).sum(axis=0).max() * np.abs(inv).sum(axis=0).max())
+
+
+def gram_cholesky(a: Any) -> tuple[Any, Any, float] | None:
+    """One CholeskyQR pass without forming ``Q``: ``(r, inv(r), cond_1(r))``.
+
+    ``r`` is the upper Cholesky factor of ``a^H a``, so ``q = a @ inv(r)`` has
+    orthonormal columns up to ``O(eps cond(a)^2)``. None when the Gram matrix
+    is not numerically definite.
+    """
+    xp = get_array_module(a)
+    try:
+        r = ct(xp.linalg.cholesky(ct(a) @ a))
+    except np.linalg.LinAlgError:
+        return None
+    if xp is not np and not bool(xp.isfinite(r).all()):  # cuSOLVER flags failure with NaN
+        return None
+    inv = xp.linalg.inv(r)
+    return r, inv, float(xp.abs(r).sum(axis=0).max() * xp.abs(inv).sum(axis=0).max())
 
 
 def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
