@@ -13,7 +13,7 @@ from tensorpar._backend import to_numpy
 from tensorpar.kernels import get_kernel
 from tensorpar.mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 
-SHAPES = [(3, 4, 5), (1, 7, 3), (5, 1, 6, 2), (4, 3, 1, 2, 3), (2, 3, 2, 3, 2, 3), (7, 1, 1),
+SHAPES = [(7, 6), (3, 4, 5), (1, 7, 3), (5, 1, 6, 2), (4, 3, 1, 2, 3), (2, 3, 2, 3, 2, 3), (7, 1, 1),
           (2, 1, 3, 1, 2, 1), (2, 1, 2, 3, 1, 2, 2, 1)]
 RANKS = [1, 2, 5, 16, 33, 70]
 
