@@ -17,7 +17,8 @@ speed-up over teneva. Then:
     python benchmarks/tt.py --quick    # smaller cases, fewer repeats
     python benchmarks/tt.py --threads 1
 
-Writes ``benchmarks/results/tt.json`` (``tt_quick.json`` with ``--quick``). teneva is optional
+Writes ``benchmarks/results/tt.json`` (``tt_quick.json`` with ``--quick``;
+``_threads<N>`` appended with ``--threads N``). teneva is optional
 (``pip install 'tensorpar[bench]'``).
 """
 
@@ -353,7 +354,10 @@ def main() -> None:
                     ["op", "vary", "slope", "expected"], title="log-log slopes of time")
     print_table(extras, ["op", "case", "ms", "teneva ms", "speed-up", "dense GEMM ms"],
                 title="Other operations")
-    path = write_json("tt_quick" if args.quick else "tt", {"machine_before": info, "machine_after": info_after,
+    name = "tt_quick" if args.quick else "tt"
+    if args.threads is not None:
+        name += f"_threads{args.threads}"
+    path = write_json(name, {"machine_before": info, "machine_after": info_after,
                              "threads": args.threads, "quick": args.quick, "operations": rows,
                              "sum_rounding": sums, "slopes": slopes, "extras": extras})
     print(f"\nwrote {path}")
