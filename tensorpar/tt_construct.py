@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
 from ._backend import get_array_module
 from ._tt_checks import check_eps, check_max_rank
 from ._tt_linalg import left_svd

@@ -22,8 +22,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import numpy as np
-
 from ._backend import get_array_module
 from ._tt_linalg import matmul, norm, orth, orth_rows
 from .tt_tensor import TTTensor

@@ -44,6 +44,8 @@ __all__ = ["tt_round", "tt_round_sum", "truncate_sweep"]
 
 Method = Literal["qr", "gram", "randomized"]
 _METHODS = ("qr", "gram", "randomized")
+#: Largest cond_1 of the Cholesky factor for which the QR sweep keeps Q implicit.
+_IMPLICIT_COND = 100.0
 
 
 def truncate_sweep(cores: Sequence[Any], direction: Literal["left", "right"], delta: float,
@@ -148,10 +150,6 @@ def _round_qr(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
         cur = absorb_right(a, carry)
     out[0] = cur
     return TTTensor(apply_log_scale(out, log_norm, 0))
-
-
-#: Largest cond_1 of the Cholesky factor for which the sweep keeps Q implicit.
-_IMPLICIT_COND = 100.0
 
 
 def _check_common(eps: Any, max_rank: Any, method: Any) -> tuple[float, int | None]:

@@ -62,7 +62,6 @@ def gram_left(core: Any) -> Any:
 
 def _eig_kept(G: Any, tol: float) -> tuple[Any, Any]:
     """Eigenpairs of the Hermitian ``G`` with eigenvalues above ``tol * max``."""
-    xp = get_array_module(G)
     lam, V = eigh((G + ct(G)) / 2)
     keep = lam > tol * float(lam.max())
     return lam[keep], V[:, keep]
