@@ -114,3 +114,28 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_core_chain(cores: Sequence[Any], rank_axis: int) -> None:
+    """Check that TT (or TT-matrix) cores have boundary ranks 1 and chaining ranks.
+
+    Parameters
+    ----------
+    cores : sequence of arrays
+        Core ``k`` has its left rank on axis 0 and its right rank on ``rank_axis``.
+    rank_axis : int
+        Axis of the right rank: 2 for TT cores, 3 for TT-matrix cores.
+    """
+    if cores[0].shape[0] != 1:
+        raise ValueError(f"cores[0] must have left rank 1, got shape {tuple(cores[0].shape)}")
+    if cores[-1].shape[rank_axis] != 1:
+        raise ValueError(
+            f"cores[{len(cores) - 1}] must have right rank 1, got shape {tuple(cores[-1].shape)}")
+    for k in range(len(cores) - 1):
+        if cores[k].shape[rank_axis] != cores[k + 1].shape[0]:
+            raise ValueError(
+                f"ranks do not chain: cores[{k}] has right rank {cores[k].shape[rank_axis]} but "
+                f"cores[{k + 1}] has left rank {cores[k + 1].shape[0]}")
+    for k, c in enumerate(cores):
+        if min(c.shape) < 1:
+            raise ValueError(f"cores[{k}] has an empty dimension: shape {tuple(c.shape)}")

@@ -134,13 +134,8 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
     """
     t_start = time.perf_counter()
     X = as_float_array(X, "X", allowed=REAL_DTYPES, min_ndim=2)
-    rank = check_positive_int(rank, "rank")
-    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    rank, max_iter, checkpoint_every = check_als_options(rank, max_iter, checkpoint_every,
+                                                         tol, callback)
     xp = get_array_module(X)
     from .kernels import has_kernel
 
@@ -191,6 +186,23 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
 
 def _model(state: CPALSState) -> CPTensor:
     return CPTensor(list(state.factors), state.weights)
+
+
+def check_als_options(rank: Any, max_iter: Any, checkpoint_every: Any, tol: Any,
+                      callback: Any) -> tuple[int, int, int]:
+    """Validate the scalar options shared by serial and distributed CP-ALS.
+
+    Returns ``(rank, max_iter, checkpoint_every)`` as ints; raises a
+    ValueError/TypeError naming the offending option.
+    """
+    rank = check_positive_int(rank, "rank")
+    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    return rank, max_iter, checkpoint_every
 
 
 def _checked_norm(X: Any) -> float:

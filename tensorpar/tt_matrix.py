@@ -17,7 +17,7 @@ import numpy as np
 
 from ._backend import get_array_module
 from ._tt_checks import check_same_shape
-from ._validation import as_float_array, check_positive_int
+from ._validation import as_float_array, check_core_chain, check_positive_int
 from .tt_tensor import TTTensor
 
 __all__ = ["TTMatrix", "ttm_matvec", "ttm_matmat", "ttm_matvec_core"]
@@ -60,17 +60,7 @@ class TTMatrix:
         get_array_module(*cores)
         cores = [as_float_array(c, f"cores[{k}]", min_ndim=4, max_ndim=4)
                  for k, c in enumerate(cores)]
-        if cores[0].shape[0] != 1 or cores[-1].shape[3] != 1:
-            raise ValueError("the first core needs left rank 1 and the last core right rank 1; "
-                             f"got shapes {tuple(cores[0].shape)} and {tuple(cores[-1].shape)}")
-        for k in range(len(cores) - 1):
-            if cores[k].shape[3] != cores[k + 1].shape[0]:
-                raise ValueError(
-                    f"ranks do not chain: cores[{k}] has right rank {cores[k].shape[3]} but "
-                    f"cores[{k + 1}] has left rank {cores[k + 1].shape[0]}")
-        for k, c in enumerate(cores):
-            if min(c.shape) < 1:
-                raise ValueError(f"cores[{k}] has an empty dimension: shape {tuple(c.shape)}")
+        check_core_chain(cores, rank_axis=3)
         self.cores: list[Any] = list(cores)
 
     @property

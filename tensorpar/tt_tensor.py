@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from ._backend import Engine, get_array_module, resolve_engine
-from ._validation import as_float_array, check_positive_int
+from ._validation import as_float_array, check_core_chain, check_positive_int
 
 __all__ = ["TTTensor", "random_tt"]
 
@@ -63,19 +63,7 @@ class TTTensor:
         get_array_module(*cores)
         cores = [as_float_array(c, f"cores[{k}]", min_ndim=3, max_ndim=3)
                  for k, c in enumerate(cores)]
-        if cores[0].shape[0] != 1:
-            raise ValueError(f"cores[0] must have left rank 1, got shape {tuple(cores[0].shape)}")
-        if cores[-1].shape[2] != 1:
-            raise ValueError(
-                f"cores[{len(cores) - 1}] must have right rank 1, got shape {tuple(cores[-1].shape)}")
-        for k in range(len(cores) - 1):
-            if cores[k].shape[2] != cores[k + 1].shape[0]:
-                raise ValueError(
-                    f"ranks do not chain: cores[{k}] has right rank {cores[k].shape[2]} but "
-                    f"cores[{k + 1}] has left rank {cores[k + 1].shape[0]}")
-        for k, c in enumerate(cores):
-            if min(c.shape) < 1:
-                raise ValueError(f"cores[{k}] has an empty dimension: shape {tuple(c.shape)}")
+        check_core_chain(cores, rank_axis=2)
         self.cores: list[Any] = list(cores)
 
     # -- shape --------------------------------------------------------------

@@ -27,8 +27,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import REAL_DTYPES, check_positive_int
-from ..cp_als import _check_resumed
+from .._validation import REAL_DTYPES
+from ..cp_als import _check_resumed, check_als_options
 from ..cp_checkpoint import CPALSState, load_checkpoint, save_checkpoint
 from ..cp_fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
 from ..cp_init import initialize_cp
@@ -199,13 +199,8 @@ def cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor = "ra
     if not isinstance(X, DistTensor):
         raise TypeError(f"X must be a DistTensor, got {type(X).__name__}")
     cart = X.grid.cart
-    rank = check_positive_int(rank, "rank")
-    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    rank, max_iter, checkpoint_every = check_als_options(rank, max_iter, checkpoint_every,
+                                                         tol, callback)
     if X.ndim < 2:
         raise ValueError(f"X must have at least 2 dimensions, got shape {X.shape}")
     if isinstance(init, str) and init == "svd":
