@@ -62,6 +62,7 @@ def comm():
     return _world()
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     if HAS_MPI and os.environ.get("TENSORPAR_MPI_TEST") == "1":
         rank = _world().rank
