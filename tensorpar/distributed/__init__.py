@@ -12,6 +12,9 @@ from __future__ import annotations
 from . import comm
 from .cp_als import DistCPModel, cp_als
 from .dist_tensor import DistTensor
+from .dist_tt import (DistTTTensor, dist_tt_add, dist_tt_dot, dist_tt_hadamard, dist_tt_log_norm,
+                      dist_tt_norm, dist_tt_round, dist_tt_scale, dist_tt_sub)
+from .tsqr import tsqr
 from .comm import check_all
 from .errors import _install_by_default, collective_guard
 from .grid import ProcessGrid, choose_grid, grid_cost
@@ -20,6 +23,7 @@ from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blo
 __all__ = [
     "DistCPModel",
     "DistTensor",
+    "DistTTTensor",
     "ProcessGrid",
     "allgather_factor",
     "check_all",
@@ -29,9 +33,18 @@ __all__ = [
     "cp_als",
     "dist_mttkrp",
     "dist_mttkrp_sweep",
+    "dist_tt_add",
+    "dist_tt_dot",
+    "dist_tt_hadamard",
+    "dist_tt_log_norm",
+    "dist_tt_norm",
+    "dist_tt_round",
+    "dist_tt_scale",
+    "dist_tt_sub",
     "factor_blocks",
     "grid_cost",
     "owned_rows",
+    "tsqr",
 ]
 
 _install_by_default()
