@@ -13,7 +13,8 @@ from . import comm
 from .cp_als import DistCPModel, cp_als
 from .dist_tensor import DistTensor
 from .dist_tt import (DistTTTensor, dist_tt_add, dist_tt_dot, dist_tt_hadamard, dist_tt_log_norm,
-                      dist_tt_norm, dist_tt_round, dist_tt_scale, dist_tt_sub)
+                      dist_tt_norm, dist_tt_orthogonalize, dist_tt_round, dist_tt_scale,
+                      dist_tt_sub, dist_ttm_matvec)
 from .tsqr import tsqr
 from .comm import check_all
 from .errors import _install_by_default, collective_guard
@@ -38,9 +39,11 @@ __all__ = [
     "dist_tt_hadamard",
     "dist_tt_log_norm",
     "dist_tt_norm",
+    "dist_tt_orthogonalize",
     "dist_tt_round",
     "dist_tt_scale",
     "dist_tt_sub",
+    "dist_ttm_matvec",
     "factor_blocks",
     "grid_cost",
     "owned_rows",

@@ -28,7 +28,7 @@ Costs and messages (``r`` the TT rank, ``n`` the mode size):
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -37,16 +37,19 @@ from .._tt_checks import check_eps, check_max_rank, check_same_shape, check_scal
 from .._tt_linalg import ct, matmul, norm, truncated_svd
 from ..tt_ops import _position, add_cores, dot_step, hadamard_core
 from ..tt_orth import absorb_left, absorb_right, apply_log_scale
+from ..tt_matrix import TTMatrix, ttm_matvec_core
+from ..tt_rounding_gram import _bond_transforms, gram_left, gram_step_right
 from ..tt_tensor import TTTensor
 from .comm import allgatherv, allreduce, bcast_object, resolve_comm, scatterv
-from .grid import block_sizes
-from .tsqr import tsqr
+from .grid import block_bounds, block_sizes
+from .tsqr import orth_left_core, orth_right_rows, rows_to_right_core
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
 __all__ = ["DistTTTensor", "dist_tt_add", "dist_tt_sub", "dist_tt_scale", "dist_tt_hadamard",
-           "dist_tt_dot", "dist_tt_norm", "dist_tt_log_norm", "dist_tt_round"]
+           "dist_tt_dot", "dist_tt_norm", "dist_tt_log_norm", "dist_tt_round",
+           "dist_tt_orthogonalize", "dist_ttm_matvec"]
 
 
 def _check_modes(shape: Sequence[int], size: int) -> None:
@@ -127,6 +130,33 @@ class DistTTTensor:
                           root=root, axis=1) for k in range(len(shape))]
         return cls._wrap(cores, tuple(shape), comm)
 
+    @classmethod
+    def from_core_function(cls, f: Callable[[int, np.ndarray], Any], shape: Sequence[int],
+                           comm: "MPI.Comm | None" = None) -> "DistTTTensor":
+        """Build each rank's slices from a function of global mode indices; no array messages.
+
+        Parameters
+        ----------
+        f : callable
+            ``f(k, idx)`` returns core ``k`` restricted to the global mode
+            indices ``idx`` (an int array of this rank's block), shape
+            ``(r_k, len(idx), r_{k+1})``; it must give the same ranks on every rank.
+        shape : sequence of int
+            Global mode sizes, each ``>= P``.
+
+        Notes
+        -----
+        Collective (the cores are checked as in the constructor).
+        """
+        comm = resolve_comm(comm)
+        shape = tuple(int(n) for n in shape)
+        _check_modes(shape, comm.Get_size())
+        cores = []
+        for k, n in enumerate(shape):
+            lo, hi = block_bounds(n, comm.Get_size(), comm.Get_rank())
+            cores.append(f(k, np.arange(lo, hi)))
+        return cls(cores, shape, comm)
+
     @property
     def ndim(self) -> int:
         return len(self.shape)
@@ -172,8 +202,12 @@ class DistTTTensor:
     def log_norm(self) -> float:
         return dist_tt_log_norm(self)
 
-    def round(self, eps: float = 1e-12, max_rank: int | None = None) -> "DistTTTensor":
-        return dist_tt_round(self, eps, max_rank)
+    def round(self, eps: float = 1e-12, max_rank: int | None = None,
+              method: Literal["qr", "gram"] = "qr") -> "DistTTTensor":
+        return dist_tt_round(self, eps, max_rank, method)
+
+    def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "DistTTTensor":
+        return dist_tt_orthogonalize(self, direction)
 
 
 def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:
@@ -294,7 +328,7 @@ def dist_tt_norm(x: DistTTTensor) -> float:
     return math.inf if t > 709.78 else math.exp(t)
 
 
-# -- rounding --------------------------------------------------------------
+# -- orthogonalization and rounding -----------------------------------------
 def _zero(x: DistTTTensor) -> DistTTTensor:
     xp = get_array_module(*x.local_cores)
     cores = [xp.zeros((1, c.shape[1], 1), dtype=x.dtype) for c in x.local_cores]
@@ -302,32 +336,66 @@ def _zero(x: DistTTTensor) -> DistTTTensor:
 
 
 def _left_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
-    """Left-orthonormalize by TSQR; returns the cores, the last core and ``log ||x||`` so far."""
-    xp = get_array_module(*x.local_cores)
+    """Left-orthonormalize cores 0..d-2 by TSQR; returns them, the last core and a log scale."""
     cores = list(x.local_cores)
     carry, log_norm = None, 0.0
     for k in range(x.ndim - 1):
         a = cores[k] if carry is None else absorb_left(carry, cores[k])
-        r, m, q = a.shape
-        # rows (m, i) of the transposed unfolding partition over the ranks
-        rows = xp.ascontiguousarray(a.transpose(1, 0, 2)).reshape(m * r, q)
-        Q, R = tsqr(x.comm, rows, [c * r for c in x.counts[k]])
-        cores[k] = xp.ascontiguousarray(Q.reshape(m, r, Q.shape[1]).transpose(1, 0, 2))
+        cores[k], R = orth_left_core(x.comm, a, x.counts[k])
         s = norm(R)
         if s == 0.0:
             return cores, None, -math.inf
-        carry = R / s
+        carry = R / s  # keeps the carried factor in range for any d
         log_norm += math.log(s)
     return cores, absorb_left(carry, cores[-1]), log_norm
 
 
-def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
-                  max_rank: int | None = None) -> DistTTTensor:
-    """Round to relative accuracy ``eps`` and ranks ``<= max_rank`` (TSQR + small SVDs).
+def _right_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
+    """Mirror of :func:`_left_sweep`: right-orthonormalize cores d-1..1."""
+    cores = list(x.local_cores)
+    carry, log_norm = None, 0.0
+    for k in range(x.ndim - 1, 0, -1):
+        a = cores[k] if carry is None else absorb_right(cores[k], carry)
+        r, m, q = a.shape
+        Q, R = orth_right_rows(x.comm, a, x.counts[k])
+        cores[k] = rows_to_right_core(Q, m, q)
+        s = norm(R)
+        if s == 0.0:
+            return cores, None, -math.inf
+        carry = ct(R) / s
+        log_norm += math.log(s)
+    return cores, absorb_right(cores[0], carry), log_norm
 
-    Same truncation rule as :func:`tensorpar.tt_round` with ``method="qr"``
-    (``eps / sqrt(d - 1)`` per bond, relative to ``||x||``), so the result
-    equals the serial one to rounding error and has the same ranks, on every
+
+def dist_tt_orthogonalize(x: DistTTTensor,
+                          direction: Literal["left", "right"] = "left") -> DistTTTensor:
+    """Left- (or right-) orthogonalize by one TSQR per core; the same tensor.
+
+    "left": cores ``0..d-2`` get orthonormal global left unfoldings and the
+    last core carries the norm; "right" mirrors it (the first core carries
+    the norm). ``d - 1`` ``Allgatherv`` calls of the ``P`` small R factors.
+    """
+    _check_one(x)
+    if direction not in ("left", "right"):
+        raise ValueError(f"direction must be 'left' or 'right', got {direction!r}")
+    if x.ndim == 1:
+        return DistTTTensor._wrap([x.local_cores[0].copy()], x.shape, x.comm)
+    sweep = _left_sweep if direction == "left" else _right_sweep
+    cores, end, log_norm = sweep(x)
+    if end is None:
+        return _zero(x)
+    pos = -1 if direction == "left" else 0
+    cores[pos] = end
+    return DistTTTensor._wrap(apply_log_scale(cores, log_norm, pos), x.shape, x.comm)
+
+
+def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = None,
+                  method: Literal["qr", "gram"] = "qr") -> DistTTTensor:
+    """Round to relative accuracy ``eps`` and ranks ``<= max_rank``.
+
+    Same truncation rule as :func:`tensorpar.tt_round` (``eps / sqrt(d - 1)``
+    per bond, relative to ``||x||``), so the result equals the serial one of
+    the same ``method`` to rounding error and has the same ranks, on every
     rank.
 
     Parameters
@@ -336,19 +404,33 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
     eps : float
         ``>= 0``.
     max_rank : int, optional
+    method : {"qr", "gram"}
+        "qr": TSQR left-orthogonalization, then a right-to-left sweep of
+        TSQRs and SVDs of the replicated ``r x r`` factors; ``2 (d - 1)``
+        ``Allgatherv`` calls of the ``P`` small R factors. "gram": the
+        Gram-SVD rounding of :mod:`tensorpar.tt_rounding_gram` with the
+        partial Gram matrices of the local slices summed by ``2 (d - 1)``
+        ``Allreduce`` calls of ``r^2`` entries; cheaper, but accurate only to
+        about ``1e-8`` relative (see that module).
 
     Returns
     -------
     DistTTTensor
-        ``2 (d - 1)`` ``Allgatherv`` calls of the ``P`` small R factors.
     """
     _check_one(x)
     eps = check_eps(eps)
     max_rank = check_max_rank(max_rank)
-    xp = get_array_module(*x.local_cores)
-    d = x.ndim
-    if d == 1:
+    if method not in ("qr", "gram"):
+        raise ValueError(f"method must be 'qr' or 'gram', got {method!r}")
+    if x.ndim == 1:
         return DistTTTensor._wrap([x.local_cores[0].copy()], x.shape, x.comm)
+    if method == "gram":
+        return _round_gram(x, eps, max_rank)
+    return _round_qr(x, eps, max_rank)
+
+
+def _round_qr(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:
+    d = x.ndim
     cores, cur, log_norm = _left_sweep(x)
     if cur is None:
         return _zero(x)
@@ -356,10 +438,8 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
     out: list[Any] = [None] * d
     for k in range(d - 1, 0, -1):
         r, m, q = cur.shape
-        # M = cur as (r, n q) is split by columns: QR of M^H = Q R gives M = R^H Q^H
-        rows = xp.ascontiguousarray(cur.transpose(1, 2, 0)).reshape(m * q, r)
-        Q, R = tsqr(x.comm, rows.conj() if rows.dtype.kind == "c" else rows,
-                    [c * q for c in x.counts[k]])
+        # cur as M (r x n q) has its columns split: M^H = Q R, so M = R^H Q^H
+        Q, R = orth_right_rows(x.comm, cur, x.counts[k])
         if k == d - 1:
             s = norm(R)
             if s == 0.0:
@@ -367,8 +447,77 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
             R = R / s
             log_norm += math.log(s)
         u, sv, wh = truncated_svd(ct(R), delta, max_rank)
-        vloc = matmul(Q, ct(wh))  # rows (m, j) of V, M ~ u diag(sv) V^H
-        out[k] = xp.ascontiguousarray(ct(vloc)).reshape(vloc.shape[1], m, q)
+        out[k] = rows_to_right_core(matmul(Q, ct(wh)), m, q)
         cur = absorb_right(cores[k - 1], u * sv[None, :])
     out[0] = cur
     return DistTTTensor._wrap(apply_log_scale(out, log_norm, 0), x.shape, x.comm)
+
+
+def _round_gram(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:
+    # round_gram of tensorpar.tt_rounding_gram with the partial Grams of the
+    # local slices allreduced; the core norms come from the Gram traces, so
+    # no extra message is needed for the rescaling.
+    xp = get_array_module(*x.local_cores)
+    cores, d = list(x.local_cores), x.ndim
+    tol = max(x.ranks) * float(np.finfo(x.dtype).eps)
+    grams: list[Any] = [None] * (d + 1)
+    grams[d] = xp.ones((1, 1), dtype=x.dtype)
+    for k in range(d - 1, 0, -1):
+        g = allreduce(x.comm, gram_step_right(grams[k + 1], cores[k]))
+        s = float(xp.abs(g).max())
+        if s == 0.0:
+            return _zero(x)
+        grams[k] = g / s
+    rel_delta = eps / math.sqrt(d - 1)
+    log_scale = 0.0
+    for k in range(d - 1):
+        r, m, q = cores[k].shape
+        GL = allreduce(x.comm, gram_left(cores[k]))
+        if k > 0:  # cores[k] was rescaled from its Gram's trace (replicated)
+            s = math.sqrt(abs(float(xp.trace(GL).real)))
+            if s == 0.0:
+                return _zero(x)
+            cores[k], GL = cores[k] / s, GL / (s * s)
+            log_scale += math.log(s)
+        tr = _bond_transforms(GL, grams[k + 1], rel_delta, max_rank, tol)
+        if tr is None:
+            return _zero(x)
+        TL, SR = tr
+        cores[k] = matmul(cores[k].reshape(r * m, q), TL).reshape(r, m, TL.shape[1])
+        cores[k + 1] = absorb_left(SR, cores[k + 1])
+    return DistTTTensor._wrap(apply_log_scale(cores, log_scale, -1), x.shape, x.comm)
+
+
+# -- TT-matrix times distributed TT vector ------------------------------------
+def dist_ttm_matvec(A: TTMatrix, x: DistTTTensor) -> DistTTTensor:
+    """``A x`` for a TT-matrix ``A`` replicated on every rank; ranks multiply.
+
+    Each rank gathers the whole core ``k`` of ``x`` (one ``Allgatherv`` of
+    ``r_k n_k r_{k+1}`` entries) and forms its slice of the output rows with
+    :func:`tensorpar.tt_matrix.ttm_matvec_core`: ``d`` messages of
+    ``sum_k r_k(x) n_k r_{k+1}(x)`` words, cheaper than reducing the
+    ``r(A)^2``-times larger partial output cores. Every row mode ``m_k`` of
+    ``A`` must be ``>= P``.
+
+    Parameters
+    ----------
+    A : TTMatrix, row_shape (m_k), col_shape (n_k)
+        The same on every rank.
+    x : DistTTTensor, shape (n_0, ..., n_{d-1})
+
+    Returns
+    -------
+    DistTTTensor, shape (m_0, ..., m_{d-1}), ranks ``r_k(A) r_k(x)``
+    """
+    if not isinstance(A, TTMatrix):
+        raise TypeError(f"A must be a TTMatrix, got {type(A).__name__}")
+    _check_one(x)
+    check_same_shape([A.col_shape, x.shape], ["A's col_shape", "x"])
+    size, rank = x.comm.Get_size(), x.comm.Get_rank()
+    _check_modes(A.row_shape, size)  # output rows are split like any DistTTTensor
+    cores = []
+    for k, (a, c) in enumerate(zip(A.cores, x.local_cores)):
+        full = allgatherv(x.comm, c, counts=x.counts[k], axis=1)
+        lo, hi = block_bounds(A.row_shape[k], size, rank)
+        cores.append(ttm_matvec_core(a[:, lo:hi], full))
+    return DistTTTensor._wrap(cores, tuple(A.row_shape), x.comm)

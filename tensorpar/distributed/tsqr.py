@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .._tt_linalg import matmul, qr
+from .._backend import get_array_module
+from .._tt_linalg import ct, matmul, qr
 from .comm import allgatherv, resolve_comm
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
-__all__ = ["tsqr"]
+__all__ = ["tsqr", "orth_left_core", "orth_right_rows", "rows_to_right_core"]
 
 
 def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int]) -> tuple[Any, Any]:
@@ -59,3 +60,48 @@ def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int]) -> tuple[Any, Any
     q2, r = qr(stacked)
     off = sum(kept[:comm.Get_rank()])
     return matmul(q1, q2[off:off + kept[comm.Get_rank()]]), r
+
+
+def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) -> tuple[Any, Any]:
+    """Left-orthonormalize a core split along its mode index: ``core = Q R`` over the ranks.
+
+    Parameters
+    ----------
+    core : ndarray, shape (r, m_p, q)
+        This rank's slice; ``counts`` holds every rank's ``m_p``.
+
+    Returns
+    -------
+    q_core : ndarray, shape (r, m_p, k)
+        This rank's slice of a core whose global left unfolding ``(r n) x k``
+        has orthonormal columns.
+    R : ndarray, shape (k, q)
+        Identical on every rank.
+    """
+    xp = get_array_module(core)
+    r, m, q = core.shape
+    # rows (m, i) of the transposed unfolding are partitioned over the ranks
+    rows = xp.ascontiguousarray(core.transpose(1, 0, 2)).reshape(m * r, q)
+    Q, R = tsqr(comm, rows, [c * r for c in counts])
+    return xp.ascontiguousarray(Q.reshape(m, r, Q.shape[1]).transpose(1, 0, 2)), R
+
+
+def orth_right_rows(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) -> tuple[Any, Any]:
+    """TSQR of the conjugate transpose of a core's right unfolding ``M`` (``r x (n q)``).
+
+    Returns ``(Q, R)`` with ``M^H = Q R``: ``Q`` of shape ``(m_p q, k)`` holds
+    this rank's rows (ordered ``(mode index, right rank)``) and ``R`` of
+    shape ``(k, r)`` is identical on every rank, so ``M = R^H Q^H``. Turn
+    ``Q`` (or ``Q W`` for a small ``W``) back into a core with
+    :func:`rows_to_right_core`.
+    """
+    xp = get_array_module(core)
+    r, m, q = core.shape
+    rows = xp.ascontiguousarray(core.transpose(1, 2, 0)).reshape(m * q, r)
+    return tsqr(comm, rows.conj() if rows.dtype.kind == "c" else rows, [c * q for c in counts])
+
+
+def rows_to_right_core(v: Any, m: int, q: int) -> Any:
+    """The core ``V^H`` of shape ``(k, m, q)`` from rows ``V`` of shape ``(m q, k)``."""
+    xp = get_array_module(v)
+    return xp.ascontiguousarray(ct(v)).reshape(v.shape[1], m, q)

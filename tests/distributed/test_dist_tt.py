@@ -12,8 +12,10 @@ pytest.importorskip("mpi4py")
 from tensorpar import (random_tt, tt_add, tt_dot, tt_hadamard, tt_log_norm, tt_norm,  # noqa: E402
                        tt_round, tt_scale, tt_sub, TTTensor)
 from tensorpar.distributed import comm as C  # noqa: E402
+from tensorpar import TTMatrix, ttm_matvec  # noqa: E402
 from tensorpar.distributed.dist_tt import (DistTTTensor, dist_tt_dot, dist_tt_round,  # noqa: E402
-                                           dist_tt_log_norm)
+                                           dist_tt_log_norm, dist_tt_orthogonalize,
+                                           dist_ttm_matvec)
 from tensorpar.distributed.grid import block_bounds  # noqa: E402
 from tensorpar.distributed.tsqr import tsqr  # noqa: E402
 
@@ -118,6 +120,73 @@ def test_round_recovers_exact_rank_and_zero(comm):
     assert np.all(zero.gather().to_dense() == 0)
     one = DistTTTensor.scatter(random_tt((9,), 1, seed=0) if comm.rank == 0 else None, comm)
     _close(one.round().gather(), one.gather())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("direction", ["left", "right"])
+def test_orthogonalize_same_tensor_orthonormal_cores(comm, direction, dtype):
+    shape = (7, 5, 6, 4)
+    x, _, X, _ = _pair(shape, comm, dtype)
+    with C.count_traffic() as c:
+        O = dist_tt_orthogonalize(X, direction)
+    assert c.calls.get("Allgatherv", 0) == (len(shape) - 1 if comm.size > 1 else 0)
+    g = O.gather()
+    _close(g, x)
+    inner = g.cores[:-1] if direction == "left" else g.cores[1:]
+    for core in inner:
+        r, n, q = core.shape
+        u = core.reshape(r * n, q) if direction == "left" else core.reshape(r, n * q).T
+        np.testing.assert_allclose(u.conj().T @ u, np.eye(u.shape[1]), atol=1e-13)
+    with pytest.raises(ValueError, match="direction"):
+        X.orthogonalize("up")
+
+
+@pytest.mark.parametrize("eps,max_rank", [(1e-6, None), (0.3, None), (0.0, 2)])
+def test_gram_round_equals_serial_gram(comm, eps, max_rank):
+    shape = (7, 5, 6, 4, 5)
+    x, y, X, Y = _pair(shape, comm)
+    ser = tt_round(tt_add(tt_scale(x, 3.0), tt_sub(x, y)), eps, max_rank, method="gram")
+    with C.count_traffic() as c:
+        Z = dist_tt_round(3.0 * X + (X - Y), eps, max_rank, method="gram")
+    assert Z.ranks == ser.ranks
+    assert len(set(comm.allgather(Z.ranks))) == 1
+    _close(Z.gather(), ser)
+    assert c.calls.get("Allreduce", 0) == (2 * (len(shape) - 1) if comm.size > 1 else 0)
+    assert c.total_calls == c.calls.get("Allreduce", 0)
+    with pytest.raises(ValueError, match="method"):
+        X.round(method="svd")
+
+
+def test_matvec_with_replicated_tt_matrix(comm):
+    shape, rows = (7, 5, 6), (4, 9, 5)
+    rng = np.random.default_rng(4)
+    ranks = (1, 2, 3, 1)
+    A = TTMatrix([rng.standard_normal((ranks[k], rows[k], shape[k], ranks[k + 1]))
+                  for k in range(3)])
+    x, _, X, _ = _pair(shape, comm)
+    with C.count_traffic() as c:
+        Y = dist_ttm_matvec(A, X)
+    ser = ttm_matvec(A, x)
+    assert Y.shape == rows and Y.ranks == ser.ranks
+    _close(Y.gather(), ser)
+    want = sum(core.nbytes for core in x.cores)
+    assert c.total_bytes == (want if comm.size > 1 else 0)
+    with pytest.raises(ValueError, match="col_shape"):
+        dist_ttm_matvec(A, DistTTTensor.scatter(random_tt((7, 5, 7), 2, seed=0)
+                                                if comm.rank == 0 else None, comm))
+    with pytest.raises(TypeError, match="TTMatrix"):
+        dist_ttm_matvec(x, X)
+
+
+def test_from_core_function_equals_scatter(comm):
+    x, _, X, _ = _pair((7, 5, 6), comm)
+    with C.count_traffic() as c:
+        F = DistTTTensor.from_core_function(lambda k, idx: x.cores[k][:, idx, :], x.shape, comm)
+    assert c.total_bytes == 0
+    for a, b in zip(F.local_cores, X.local_cores):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="local_cores"):
+        DistTTTensor.from_core_function(lambda k, idx: x.cores[k][:, :1, :], x.shape, comm)
 
 
 def test_tsqr_matches_serial_qr(comm):
