@@ -33,16 +33,18 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 import numpy as np
 
 from .._backend import Engine, get_array_module
+from .._validation import check_positive_int
 from .._tt_checks import check_eps, check_max_rank, check_same_shape, check_scalar
 from .._tt_linalg import ct, matmul, norm, truncated_svd
 from ..tt_ops import _position, add_cores, dot_step, hadamard_core
 from ..tt_orth import absorb_left, absorb_right, apply_log_scale
 from ..tt_matrix import TTMatrix, ttm_matvec_core
 from ..tt_rounding_gram import _bond_transforms, gram_left, gram_step_right
-from ..tt_tensor import TTTensor
+from ..tt_rounding_rand import sketch_step_right
+from ..tt_tensor import TTTensor, random_tt
 from .comm import allgatherv, allreduce, bcast_object, resolve_comm, scatterv
 from .grid import block_bounds, block_sizes
-from .tsqr import orth_left_core, orth_right_rows, rows_to_right_core
+from .tsqr import tsqr, orth_left_core, orth_right_rows, rows_to_right_core
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -203,8 +205,9 @@ class DistTTTensor:
         return dist_tt_log_norm(self)
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
-              method: Literal["qr", "gram"] = "qr") -> "DistTTTensor":
-        return dist_tt_round(self, eps, max_rank, method)
+              method: Literal["qr", "gram", "randomized"] = "qr", *, oversample: int = 10,
+              seed: Any = None) -> "DistTTTensor":
+        return dist_tt_round(self, eps, max_rank, method, oversample=oversample, seed=seed)
 
     def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "DistTTTensor":
         return dist_tt_orthogonalize(self, direction)
@@ -390,7 +393,8 @@ def dist_tt_orthogonalize(x: DistTTTensor,
 
 
 def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = None,
-                  method: Literal["qr", "gram"] = "qr") -> DistTTTensor:
+                  method: Literal["qr", "gram", "randomized"] = "qr", *, oversample: int = 10,
+                  seed: Any = None) -> DistTTTensor:
     """Round to relative accuracy ``eps`` and ranks ``<= max_rank``.
 
     Same truncation rule as :func:`tensorpar.tt_round` (``eps / sqrt(d - 1)``
@@ -411,7 +415,19 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
         Gram-SVD rounding of :mod:`tensorpar.tt_rounding_gram` with the
         partial Gram matrices of the local slices summed by ``2 (d - 1)``
         ``Allreduce`` calls of ``r^2`` entries; cheaper, but accurate only to
-        about ``1e-8`` relative (see that module).
+        about ``1e-8`` relative (see that module). "randomized": the
+        randomize-then-orthogonalize rounding of
+        :mod:`tensorpar.tt_rounding_rand` (needs ``max_rank``); every rank
+        draws the same Gaussian sketch from ``seed``, so the result equals
+        the serial one with the same seed. ``d - 1`` ``Allreduce`` calls of
+        the ``r x l`` sketches and ``d - 1`` of the ``l x r`` carried
+        factors, ``d - 1`` TSQRs of the sketched cores and the ``d - 1`` TSQRs
+        of the final truncation sweep.
+    oversample : int
+        "randomized" only: the sketch has ranks ``max_rank + oversample``.
+    seed : int, optional
+        "randomized" only; must be the same on every rank (None draws one
+        on rank 0 and broadcasts it).
 
     Returns
     -------
@@ -420,20 +436,34 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     _check_one(x)
     eps = check_eps(eps)
     max_rank = check_max_rank(max_rank)
-    if method not in ("qr", "gram"):
-        raise ValueError(f"method must be 'qr' or 'gram', got {method!r}")
+    if method not in ("qr", "gram", "randomized"):
+        raise ValueError(f"method must be 'qr', 'gram' or 'randomized', got {method!r}")
+    if method == "randomized" and max_rank is None:
+        raise ValueError("method='randomized' needs max_rank (the rank the sketch targets)")
+    oversample = check_positive_int(oversample, "oversample", minimum=0)
     if x.ndim == 1:
         return DistTTTensor._wrap([x.local_cores[0].copy()], x.shape, x.comm)
     if method == "gram":
         return _round_gram(x, eps, max_rank)
+    if method == "randomized":
+        if seed is None:
+            seed = bcast_object(x.comm, int(np.random.SeedSequence().entropy % 2**63)
+                                if x.comm.Get_rank() == 0 else None)
+        return _round_randomized(x, eps, max_rank, oversample, seed)
     return _round_qr(x, eps, max_rank)
 
 
 def _round_qr(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:
-    d = x.ndim
     cores, cur, log_norm = _left_sweep(x)
     if cur is None:
         return _zero(x)
+    return _truncate_right(x, cores, cur, log_norm, eps, max_rank)
+
+
+def _truncate_right(x: DistTTTensor, cores: list[Any], cur: Any, log_norm: float, eps: float,
+                    max_rank: int | None) -> DistTTTensor:
+    """Right-to-left truncation of a train whose cores before ``cur`` are left-orthonormal."""
+    d = x.ndim
     delta = eps / math.sqrt(d - 1)
     out: list[Any] = [None] * d
     for k in range(d - 1, 0, -1):
@@ -451,6 +481,43 @@ def _round_qr(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor
         cur = absorb_right(cores[k - 1], u * sv[None, :])
     out[0] = cur
     return DistTTTensor._wrap(apply_log_scale(out, log_norm, 0), x.shape, x.comm)
+
+
+def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: int,
+                      seed: Any) -> DistTTTensor:
+    # tensorpar.tt_rounding_rand.round_randomized for one summand: every rank
+    # draws the same Gaussian sketch (same seed) and keeps its slices of it.
+    xp = get_array_module(*x.local_cores)
+    d, comm = x.ndim, x.comm
+    ell = [min(max_rank + oversample, r) for r in x.ranks[1:-1]]
+    sketch = random_tt(x.shape, ell, seed=seed, dtype=x.dtype)
+    rank = comm.Get_rank()
+    S = []
+    for k, c in enumerate(sketch.cores):
+        lo, hi = block_bounds(x.shape[k], comm.Get_size(), rank)
+        S.append(xp.asarray(c[:, lo:hi, :]))
+    W: list[Any] = [None] * (d + 1)
+    W[d] = xp.ones((1, 1), dtype=x.dtype)
+    for k in range(d - 1, 0, -1):
+        W[k] = allreduce(comm, sketch_step_right(W[k + 1], x.local_cores[k], S[k]))
+        s = float(xp.abs(W[k]).max())
+        if s > 0.0:
+            W[k] = W[k] / s
+    out: list[Any] = []
+    M, log_norm = xp.ones((1, 1), dtype=x.dtype), 0.0
+    for k in range(d - 1):
+        Z = absorb_left(M, x.local_cores[k])
+        l, m, q = Z.shape
+        rows = xp.ascontiguousarray(Z.transpose(1, 0, 2)).reshape(m * l, q)
+        Q, _ = tsqr(comm, matmul(rows, W[k + 1]), [c * l for c in x.counts[k]])
+        out.append(xp.ascontiguousarray(Q.reshape(m, l, Q.shape[1]).transpose(1, 0, 2)))
+        M = allreduce(comm, matmul(ct(Q), rows))  # partial sums over the local rows
+        s = norm(M)
+        if s == 0.0:
+            return _zero(x)
+        M = M / s
+        log_norm += math.log(s)
+    return _truncate_right(x, out, absorb_left(M, x.local_cores[-1]), log_norm, eps, max_rank)
 
 
 def _round_gram(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:

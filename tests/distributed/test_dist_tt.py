@@ -157,6 +157,28 @@ def test_gram_round_equals_serial_gram(comm, eps, max_rank):
         X.round(method="svd")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("eps,max_rank,oversample", [(1e-12, 3, 10), (0.0, 2, 1), (0.2, 4, 0)])
+def test_randomized_round_equals_serial_same_seed(comm, eps, max_rank, oversample, dtype):
+    shape = (7, 5, 6, 4, 5)
+    x, y, X, Y = _pair(shape, comm, dtype)
+    ser = tt_round(tt_add(tt_scale(x, 3.0), tt_sub(x, y)), eps, max_rank, method="randomized",
+                   oversample=oversample, seed=5)
+    with C.count_traffic() as c:
+        Z = (3.0 * X + (X - Y)).round(eps, max_rank, "randomized", oversample=oversample, seed=5)
+    assert Z.ranks == ser.ranks
+    assert len(set(comm.allgather(Z.ranks))) == 1
+    _close(Z.gather(), ser)
+    d = len(shape)
+    if comm.size > 1:
+        assert c.calls == {"Allreduce": 2 * (d - 1), "Allgatherv": 2 * (d - 1)}
+    with pytest.raises(ValueError, match="max_rank"):
+        X.round(method="randomized")
+    Z2 = X.round(0.0, 3, "randomized")  # seed drawn on rank 0 and shared
+    assert len(set(comm.allgather(Z2.ranks))) == 1
+    _close(Z2.gather(), x)
+
+
 def test_matvec_with_replicated_tt_matrix(comm):
     shape, rows = (7, 5, 6), (4, 9, 5)
     rng = np.random.default_rng(4)
