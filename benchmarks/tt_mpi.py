@@ -19,6 +19,9 @@ assumed, not fitted here):
 * round: ``T_1 / P + 2 (d-1) [ceil(log2 P) alpha + (P-1) r^2 8 beta + 4 P r^3 / F]``
   (the ``Allgatherv`` of the R factors and the redundant QR of their stack,
   ``F`` this machine's DGEMM rate);
+* round with ``tree="binomial"``: ``T_1 / P + 2 (d-1) ceil(log2 P) [8 alpha + 3 r^2 8 beta
+  + 8 r^3 / F]`` (three messages per point-to-point send, up and down the tree, and the
+  broadcast of ``R`` with its metadata);
 * dot: ``T_1 / P + d [2 ceil(log2 P) alpha + 2 (P-1)/P r^2 8 beta]``.
 """
 
@@ -65,7 +68,10 @@ def worker(args: argparse.Namespace) -> None:
 
     X = DistTTTensor.from_core_function(core, (n,) * d, comm)
     out: dict[str, Any] = {"P": comm.Get_size()}
-    for name, fn in (("round", lambda: dist_tt_round(X, 1e-10)), ("dot", lambda: dist_tt_dot(X, X))):
+    ops = (("round", lambda: dist_tt_round(X, 1e-10)),
+           ("round_binomial", lambda: dist_tt_round(X, 1e-10, tree="binomial")),
+           ("dot", lambda: dist_tt_dot(X, X)))
+    for name, fn in ops:
         fn()  # warm up
         best = float("inf")
         for _ in range(args.repeats):
@@ -100,6 +106,12 @@ def model(op: str, t1: float, P: int, d: int, r: int, alpha: float, beta: float,
     if op == "round":
         per = lg * alpha + (P - 1) * r * r * 8 * beta + (4 * P * r ** 3 / flops if P > 1 else 0)
         return t1 / P + 2 * (d - 1) * per
+    if op == "round_binomial":
+        # up and down the tree: a point-to-point send is 3 messages (count, header, data);
+        # R is broadcast (metadata + data); one 2r x r QR and one r x r product per level
+        per = lg * (2 * (3 * alpha + r * r * 8 * beta) + 8 * r ** 3 / flops) \
+            + lg * (2 * alpha + r * r * 8 * beta)
+        return t1 / P + 2 * (d - 1) * per
     return t1 / P + d * (2 * lg * alpha + 2 * (P - 1) / P * r * r * 8 * beta)
 
 
@@ -131,7 +143,7 @@ def report(args: argparse.Namespace) -> None:
     info = machine_info()
     runs = {P: _launch(args, P) for P in (1, 2)}
     rows = []
-    for op, target in (("round", 1.7), ("dot", None)):
+    for op, target in (("round", 1.7), ("round_binomial", 1.7), ("dot", None)):
         t1 = runs[1][op]["t"]
         for P, res in runs.items():
             rows.append({"op": op, "P": P, "time_s": res[op]["t"], "speedup": t1 / res[op]["t"],
@@ -144,11 +156,12 @@ def report(args: argparse.Namespace) -> None:
     pred = []
     for P in (1, 2, 16, 128, 1024):
         row: dict[str, Any] = {"P": P}
-        for op in ("round", "dot"):
+        for op in ("round", "round_binomial", "dot"):
             t = model(op, runs[1][op]["t"], P, args.d, args.r, args.alpha, args.beta, flops)
             row[f"{op}_s"], row[f"{op}_speedup"] = t, runs[1][op]["t"] / t
         pred.append(row)
-    print_table(pred, ["P", "round_s", "round_speedup", "dot_s", "dot_speedup"],
+    print_table(pred, ["P", "round_s", "round_speedup", "round_binomial_speedup", "dot_s",
+                       "dot_speedup"],
                 title=f"alpha-beta model (alpha = {args.alpha:g} s, beta = {args.beta:g} s/B); "
                       f"paper: {PAPER_REPORTED}")
     name = "tt_mpi_quick" if args.quick else "tt_mpi"

@@ -206,11 +206,13 @@ class DistTTTensor:
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", *, oversample: int = 10,
-              seed: Any = None) -> "DistTTTensor":
-        return dist_tt_round(self, eps, max_rank, method, oversample=oversample, seed=seed)
+              seed: Any = None, tree: Literal["flat", "binomial"] = "flat") -> "DistTTTensor":
+        return dist_tt_round(self, eps, max_rank, method, oversample=oversample, seed=seed,
+                             tree=tree)
 
-    def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "DistTTTensor":
-        return dist_tt_orthogonalize(self, direction)
+    def orthogonalize(self, direction: Literal["left", "right"] = "left", *,
+                      tree: Literal["flat", "binomial"] = "flat") -> "DistTTTensor":
+        return dist_tt_orthogonalize(self, direction, tree=tree)
 
 
 def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:
@@ -332,19 +334,28 @@ def dist_tt_norm(x: DistTTTensor) -> float:
 
 
 # -- orthogonalization and rounding -----------------------------------------
+Tree = Literal["flat", "binomial"]
+
+
+def _check_tree(tree: Any) -> Tree:
+    if tree not in ("flat", "binomial"):
+        raise ValueError(f"tree must be 'flat' or 'binomial', got {tree!r}")
+    return tree
+
+
 def _zero(x: DistTTTensor) -> DistTTTensor:
     xp = get_array_module(*x.local_cores)
     cores = [xp.zeros((1, c.shape[1], 1), dtype=x.dtype) for c in x.local_cores]
     return DistTTTensor._wrap(cores, x.shape, x.comm)
 
 
-def _left_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
+def _left_sweep(x: DistTTTensor, tree: Tree = "flat") -> tuple[list[Any], Any, float]:
     """Left-orthonormalize cores 0..d-2 by TSQR; returns them, the last core and a log scale."""
     cores = list(x.local_cores)
     carry, log_norm = None, 0.0
     for k in range(x.ndim - 1):
         a = cores[k] if carry is None else absorb_left(carry, cores[k])
-        cores[k], R = orth_left_core(x.comm, a, x.counts[k])
+        cores[k], R = orth_left_core(x.comm, a, x.counts[k], tree)
         s = norm(R)
         if s == 0.0:
             return cores, None, -math.inf
@@ -353,14 +364,14 @@ def _left_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
     return cores, absorb_left(carry, cores[-1]), log_norm
 
 
-def _right_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
+def _right_sweep(x: DistTTTensor, tree: Tree = "flat") -> tuple[list[Any], Any, float]:
     """Mirror of :func:`_left_sweep`: right-orthonormalize cores d-1..1."""
     cores = list(x.local_cores)
     carry, log_norm = None, 0.0
     for k in range(x.ndim - 1, 0, -1):
         a = cores[k] if carry is None else absorb_right(cores[k], carry)
         r, m, q = a.shape
-        Q, R = orth_right_rows(x.comm, a, x.counts[k])
+        Q, R = orth_right_rows(x.comm, a, x.counts[k], tree)
         cores[k] = rows_to_right_core(Q, m, q)
         s = norm(R)
         if s == 0.0:
@@ -370,13 +381,16 @@ def _right_sweep(x: DistTTTensor) -> tuple[list[Any], Any, float]:
     return cores, absorb_right(cores[0], carry), log_norm
 
 
-def dist_tt_orthogonalize(x: DistTTTensor,
-                          direction: Literal["left", "right"] = "left") -> DistTTTensor:
+def dist_tt_orthogonalize(x: DistTTTensor, direction: Literal["left", "right"] = "left",
+                          *, tree: Tree = "flat") -> DistTTTensor:
     """Left- (or right-) orthogonalize by one TSQR per core; the same tensor.
 
     "left": cores ``0..d-2`` get orthonormal global left unfoldings and the
     last core carries the norm; "right" mirrors it (the first core carries
-    the norm). ``d - 1`` ``Allgatherv`` calls of the ``P`` small R factors.
+    the norm). ``d - 1`` TSQRs (``tree`` as in
+    :func:`tensorpar.distributed.tsqr.tsqr`): ``d - 1`` ``Allgatherv`` calls
+    of the ``P`` small R factors for "flat", ``O(d log2 P)`` point-to-point
+    messages for "binomial".
     """
     _check_one(x)
     if direction not in ("left", "right"):
@@ -384,7 +398,7 @@ def dist_tt_orthogonalize(x: DistTTTensor,
     if x.ndim == 1:
         return DistTTTensor._wrap([x.local_cores[0].copy()], x.shape, x.comm)
     sweep = _left_sweep if direction == "left" else _right_sweep
-    cores, end, log_norm = sweep(x)
+    cores, end, log_norm = sweep(x, _check_tree(tree))
     if end is None:
         return _zero(x)
     pos = -1 if direction == "left" else 0
@@ -394,7 +408,7 @@ def dist_tt_orthogonalize(x: DistTTTensor,
 
 def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = None,
                   method: Literal["qr", "gram", "randomized"] = "qr", *, oversample: int = 10,
-                  seed: Any = None) -> DistTTTensor:
+                  seed: Any = None, tree: Tree = "flat") -> DistTTTensor:
     """Round to relative accuracy ``eps`` and ranks ``<= max_rank``.
 
     Same truncation rule as :func:`tensorpar.tt_round` (``eps / sqrt(d - 1)``
@@ -428,6 +442,10 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     seed : int, optional
         "randomized" only; must be the same on every rank (None draws one
         on rank 0 and broadcasts it).
+    tree : {"flat", "binomial"}
+        Reduction tree of the TSQRs of "qr" and "randomized" (see
+        :func:`tensorpar.distributed.tsqr.tsqr`); the result is the same to
+        rounding error.
 
     Returns
     -------
@@ -441,6 +459,7 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     if method == "randomized" and max_rank is None:
         raise ValueError("method='randomized' needs max_rank (the rank the sketch targets)")
     oversample = check_positive_int(oversample, "oversample", minimum=0)
+    tree = _check_tree(tree)
     if x.ndim == 1:
         return DistTTTensor._wrap([x.local_cores[0].copy()], x.shape, x.comm)
     if method == "gram":
@@ -449,19 +468,19 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
         if seed is None:
             seed = bcast_object(x.comm, int(np.random.SeedSequence().entropy % 2**63)
                                 if x.comm.Get_rank() == 0 else None)
-        return _round_randomized(x, eps, max_rank, oversample, seed)
-    return _round_qr(x, eps, max_rank)
+        return _round_randomized(x, eps, max_rank, oversample, seed, tree)
+    return _round_qr(x, eps, max_rank, tree)
 
 
-def _round_qr(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:
-    cores, cur, log_norm = _left_sweep(x)
+def _round_qr(x: DistTTTensor, eps: float, max_rank: int | None, tree: Tree) -> DistTTTensor:
+    cores, cur, log_norm = _left_sweep(x, tree)
     if cur is None:
         return _zero(x)
-    return _truncate_right(x, cores, cur, log_norm, eps, max_rank)
+    return _truncate_right(x, cores, cur, log_norm, eps, max_rank, tree)
 
 
 def _truncate_right(x: DistTTTensor, cores: list[Any], cur: Any, log_norm: float, eps: float,
-                    max_rank: int | None) -> DistTTTensor:
+                    max_rank: int | None, tree: Tree) -> DistTTTensor:
     """Right-to-left truncation of a train whose cores before ``cur`` are left-orthonormal."""
     d = x.ndim
     delta = eps / math.sqrt(d - 1)
@@ -469,7 +488,7 @@ def _truncate_right(x: DistTTTensor, cores: list[Any], cur: Any, log_norm: float
     for k in range(d - 1, 0, -1):
         r, m, q = cur.shape
         # cur as M (r x n q) has its columns split: M^H = Q R, so M = R^H Q^H
-        Q, R = orth_right_rows(x.comm, cur, x.counts[k])
+        Q, R = orth_right_rows(x.comm, cur, x.counts[k], tree)
         if k == d - 1:
             s = norm(R)
             if s == 0.0:
@@ -484,7 +503,7 @@ def _truncate_right(x: DistTTTensor, cores: list[Any], cur: Any, log_norm: float
 
 
 def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: int,
-                      seed: Any) -> DistTTTensor:
+                      seed: Any, tree: Tree) -> DistTTTensor:
     # tensorpar.tt_rounding_rand.round_randomized for one summand: every rank
     # draws the same Gaussian sketch (same seed) and keeps its slices of it.
     xp = get_array_module(*x.local_cores)
@@ -509,7 +528,7 @@ def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: in
         Z = absorb_left(M, x.local_cores[k])
         l, m, q = Z.shape
         rows = xp.ascontiguousarray(Z.transpose(1, 0, 2)).reshape(m * l, q)
-        Q, _ = tsqr(comm, matmul(rows, W[k + 1]), [c * l for c in x.counts[k]])
+        Q, _ = tsqr(comm, matmul(rows, W[k + 1]), [c * l for c in x.counts[k]], tree)
         out.append(xp.ascontiguousarray(Q.reshape(m, l, Q.shape[1]).transpose(1, 0, 2)))
         M = allreduce(comm, matmul(ct(Q), rows))  # partial sums over the local rows
         s = norm(M)
@@ -517,7 +536,8 @@ def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: in
             return _zero(x)
         M = M / s
         log_norm += math.log(s)
-    return _truncate_right(x, out, absorb_left(M, x.local_cores[-1]), log_norm, eps, max_rank)
+    return _truncate_right(x, out, absorb_left(M, x.local_cores[-1]), log_norm, eps, max_rank,
+                           tree)
 
 
 def _round_gram(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:

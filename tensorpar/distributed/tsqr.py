@@ -15,19 +15,22 @@ no second (down) sweep to form ``Q_p``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from .._backend import get_array_module
 from .._tt_linalg import ct, matmul, qr
-from .comm import allgatherv, resolve_comm
+from .comm import allgatherv, bcast, recv, resolve_comm, send, tree_reduce, tree_schedule
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
+_TAG_UP, _TAG_DOWN = 7101, 7102
+
 __all__ = ["tsqr", "orth_left_core", "orth_right_rows", "rows_to_right_core"]
 
 
-def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int]) -> tuple[Any, Any]:
+def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int],
+         tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """Reduced QR of the row-distributed matrix ``A = [A_0; ...; A_{P-1}]``.
 
     Parameters
@@ -38,6 +41,14 @@ def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int]) -> tuple[Any, Any
         This rank's rows ``A_p``, ``m_p = rows[rank] >= 1``.
     rows : sequence of int, one per rank
         ``m_p`` of every rank (known on every rank, so no metadata is sent).
+    tree : {"flat", "binomial"}
+        "flat": one ``Allgatherv`` of the ``P`` local R factors, the stack
+        factored redundantly on every rank. "binomial": the R factors are
+        combined up a binomial tree (:func:`tensorpar.distributed.comm.tree_reduce`,
+        ``ceil(log2 P)`` levels, one ``n x n`` factor per edge), the final
+        ``R`` is broadcast and the ``Q`` factors of the tree are applied back
+        down the same edges: ``O(log P)`` messages of ``n^2`` words per rank
+        instead of ``P n^2`` gathered words.
 
     Returns
     -------
@@ -48,21 +59,52 @@ def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int]) -> tuple[Any, Any
 
     Notes
     -----
-    One ``Allgatherv`` of ``sum_p min(m_p, n) * n`` entries (none on one rank).
+    Flat: one ``Allgatherv`` of ``sum_p min(m_p, n) * n`` entries (none on one
+    rank). Binomial: the root receives and sends ``ceil(log2 P)`` factors and
+    broadcasts ``R``; every rank sends and receives at most that many.
     """
     comm = resolve_comm(comm)
+    if tree not in ("flat", "binomial"):
+        raise ValueError(f"tree must be 'flat' or 'binomial', got {tree!r}")
     n = a.shape[1]
     q1, r1 = qr(a)
     kept = [min(int(m), n) for m in rows]
     if comm.Get_size() == 1:
         return q1, r1
+    if tree == "binomial":
+        return _tsqr_binomial(comm, q1, r1)
     stacked = allgatherv(comm, r1, counts=kept, axis=0)
     q2, r = qr(stacked)
     off = sum(kept[:comm.Get_rank()])
     return matmul(q1, q2[off:off + kept[comm.Get_rank()]]), r
 
 
-def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) -> tuple[Any, Any]:
+def _tsqr_binomial(comm: Any, q1: Any, r1: Any) -> tuple[Any, Any]:
+    xp = get_array_module(r1)
+    levels: list[tuple[int, Any]] = []  # (rows of mine, Q of the stacked pair), per level
+
+    def combine(mine: Any, theirs: Any) -> Any:
+        q, r = qr(xp.concatenate([mine, theirs.astype(mine.dtype, copy=False)], axis=0))
+        levels.append((mine.shape[0], q))
+        return r
+
+    r = tree_reduce(comm, r1, combine, root=0, tag=_TAG_UP)
+    r = bcast(comm, r, root=0)
+    steps = tree_schedule(comm.Get_size(), comm.Get_rank(), 0)
+    # down sweep: the block of the final Q that belongs to each subtree
+    if steps and steps[-1][1] == "send":
+        B = xp.asarray(recv(comm, steps[-1][0], tag=_TAG_DOWN)).astype(r1.dtype, copy=False)
+    else:
+        B = xp.eye(r.shape[0], dtype=r.dtype)
+    partners = [p for p, role in steps if role == "recv"]
+    for partner, (k_mine, q) in zip(reversed(partners), reversed(levels)):
+        send(comm, matmul(q[k_mine:], B), partner, tag=_TAG_DOWN)
+        B = matmul(q[:k_mine], B)
+    return matmul(q1, B), r
+
+
+def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int],
+                   tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """Left-orthonormalize a core split along its mode index: ``core = Q R`` over the ranks.
 
     Parameters
@@ -82,11 +124,12 @@ def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) ->
     r, m, q = core.shape
     # rows (m, i) of the transposed unfolding are partitioned over the ranks
     rows = xp.ascontiguousarray(core.transpose(1, 0, 2)).reshape(m * r, q)
-    Q, R = tsqr(comm, rows, [c * r for c in counts])
+    Q, R = tsqr(comm, rows, [c * r for c in counts], tree)
     return xp.ascontiguousarray(Q.reshape(m, r, Q.shape[1]).transpose(1, 0, 2)), R
 
 
-def orth_right_rows(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) -> tuple[Any, Any]:
+def orth_right_rows(comm: "MPI.Comm | None", core: Any, counts: Sequence[int],
+                    tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """TSQR of the conjugate transpose of a core's right unfolding ``M`` (``r x (n q)``).
 
     Returns ``(Q, R)`` with ``M^H = Q R``: ``Q`` of shape ``(m_p q, k)`` holds
@@ -98,7 +141,8 @@ def orth_right_rows(comm: "MPI.Comm | None", core: Any, counts: Sequence[int]) -
     xp = get_array_module(core)
     r, m, q = core.shape
     rows = xp.ascontiguousarray(core.transpose(1, 2, 0)).reshape(m * q, r)
-    return tsqr(comm, rows.conj() if rows.dtype.kind == "c" else rows, [c * q for c in counts])
+    return tsqr(comm, rows.conj() if rows.dtype.kind == "c" else rows, [c * q for c in counts],
+                tree)
 
 
 def rows_to_right_core(v: Any, m: int, q: int) -> Any:

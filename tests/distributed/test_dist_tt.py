@@ -106,6 +106,28 @@ def test_round_equals_serial_same_ranks_everywhere(comm, eps, max_rank, dtype):
     assert c.total_calls == c.calls.get("Allgatherv", 0)
 
 
+@pytest.mark.parametrize("method", ["qr", "randomized"])
+def test_binomial_tree_round_equals_serial_messages_grow_as_log2p(comm, method):
+    shape = (7, 5, 6, 4, 5)
+    d = len(shape)
+    x, y, X, Y = _pair(shape, comm)
+    kw = dict(max_rank=3, oversample=2, seed=5) if method == "randomized" else {}
+    ser = tt_round(tt_add(tt_scale(x, 3.0), tt_sub(x, y)), 1e-12, method=method, **kw)
+    with C.count_traffic() as c:
+        Z = dist_tt_round(3.0 * X + (X - Y), 1e-12, method=method, tree="binomial", **kw)
+    assert Z.ranks == ser.ranks
+    assert len(set(comm.allgather(Z.ranks))) == 1
+    _close(Z.gather(), ser)
+    levels = math.ceil(math.log2(comm.size)) if comm.size > 1 else 0
+    p2p = c.calls.get("Send", 0) + c.calls.get("Recv", 0)
+    # 2 (d - 1) TSQRs; the root receives and sends once per tree level in each
+    want = 2 * (d - 1) * 2 * levels
+    assert (p2p == want) if comm.rank == 0 else (p2p <= want)
+    assert c.calls.get("Bcast", 0) == (2 * (d - 1) if comm.size > 1 else 0)
+    with pytest.raises(ValueError, match="tree"):
+        X.round(tree="ring")
+
+
 def test_round_recovers_exact_rank_and_zero(comm):
     shape = (7, 5, 6)
     x, _, X, _ = _pair(shape, comm)
@@ -123,13 +145,15 @@ def test_round_recovers_exact_rank_and_zero(comm):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("tree", ["flat", "binomial"])
 @pytest.mark.parametrize("direction", ["left", "right"])
-def test_orthogonalize_same_tensor_orthonormal_cores(comm, direction, dtype):
+def test_orthogonalize_same_tensor_orthonormal_cores(comm, direction, dtype, tree):
     shape = (7, 5, 6, 4)
     x, _, X, _ = _pair(shape, comm, dtype)
     with C.count_traffic() as c:
-        O = dist_tt_orthogonalize(X, direction)
-    assert c.calls.get("Allgatherv", 0) == (len(shape) - 1 if comm.size > 1 else 0)
+        O = dist_tt_orthogonalize(X, direction, tree=tree)
+    tsqrs = c.calls.get("Allgatherv", 0) if tree == "flat" else c.calls.get("Bcast", 0)
+    assert tsqrs == (len(shape) - 1 if comm.size > 1 else 0)
     g = O.gather()
     _close(g, x)
     inner = g.cores[:-1] if direction == "left" else g.cores[1:]
@@ -211,16 +235,21 @@ def test_from_core_function_equals_scatter(comm):
         DistTTTensor.from_core_function(lambda k, idx: x.cores[k][:, :1, :], x.shape, comm)
 
 
-def test_tsqr_matches_serial_qr(comm):
+@pytest.mark.parametrize("tree", ["flat", "binomial"])
+@pytest.mark.parametrize("n,base", [(4, 5), (6, 2)])  # (6, 2): some ranks have fewer rows than n
+def test_tsqr_matches_serial_qr(comm, tree, n, base):
     rng = np.random.default_rng(0)
-    rows = [5 + p for p in range(comm.size)]
-    A = rng.standard_normal((sum(rows), 4))
+    rows = [base + p for p in range(comm.size)]
+    A = rng.standard_normal((sum(rows), n))
     lo = sum(rows[:comm.rank])
-    q, r = tsqr(comm, A[lo:lo + rows[comm.rank]], rows)
+    q, r = tsqr(comm, A[lo:lo + rows[comm.rank]], rows, tree)
     Q = np.concatenate(comm.allgather(q), axis=0)
     np.testing.assert_allclose(Q @ r, A, atol=1e-13)
-    np.testing.assert_allclose(Q.T @ Q, np.eye(4), atol=1e-13)
+    np.testing.assert_allclose(Q.T @ Q, np.eye(Q.shape[1]), atol=1e-13)
     assert np.allclose(np.tril(r, -1), 0)
+    assert len({b.tobytes() for b in comm.allgather(r)}) == 1  # identical R everywhere
+    with pytest.raises(ValueError, match="tree"):
+        tsqr(comm, A[lo:lo + rows[comm.rank]], rows, "ring")
 
 
 def test_errors(comm):
