@@ -19,10 +19,15 @@ Costs and messages (``r`` the TT rank, ``n`` the mode size):
 * :func:`dist_tt_round` left-orthogonalizes with a TSQR per core
   (:func:`tensorpar.distributed.tsqr.tsqr`), then truncates right to left
   with a second TSQR per core and an SVD of the replicated ``r x r`` factor:
-  ``2 (d - 1)`` ``Allgatherv`` messages of ``P r^2`` words, ``O(d n r^3 / P)``
-  local flops plus ``O(d P r^3)`` redundant small ones. All ranks compute
-  the small factorizations on identical data, so the ranks of the result are
-  the same on every rank.
+  ``O(d n r^3 / P)`` local flops and, with the default flat TSQR,
+  ``2 (d - 1)`` ``Allgatherv`` messages of ``P r^2`` words plus ``O(d P r^3)``
+  redundant small flops; with ``tree="binomial"`` ``O(d log2 P)`` messages
+  of ``r^2`` words. All ranks compute the small factorizations on identical
+  data, so the ranks of the result are the same on every rank. The
+  Gram-based and randomized variants of :func:`tensorpar.tt_round` are
+  available too (``method=``);
+* :func:`dist_ttm_matvec` multiplies by a replicated TT-matrix after one
+  ``Allgatherv`` per core of the vector.
 """
 
 from __future__ import annotations

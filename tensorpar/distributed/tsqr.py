@@ -6,11 +6,14 @@ stacked ``[R_0; ...; R_{P-1}] = Q' R`` redundantly, so all ranks hold the
 bit-identical ``R`` with no broadcast. The local orthonormal factor is
 ``Q_p Q'_p`` (``Q'_p`` the rows of ``Q'`` that belong to rank ``p``).
 
-This is the flat (one-level) reduction tree: one message per factorization,
-``P min(m_p, n) n`` gathered words, against ``log2 P`` messages of ``n^2``
-words for the binomial tree. For the small ``n`` of TT ranks and the rank
-counts tensorpar targets the latency term dominates, and the flat tree needs
-no second (down) sweep to form ``Q_p``.
+This is the flat (one-level) reduction tree, the default: one collective per
+factorization, ``P min(m_p, n) n`` gathered words, and no second (down)
+sweep to form ``Q_p``. ``tree="binomial"`` combines the R factors up a
+binomial tree instead (:func:`tensorpar.distributed.comm.tree_reduce`,
+``ceil(log2 P)`` levels of ``n x n`` factors), broadcasts the final ``R``
+and sends each subtree its block of the tree's Q factors back down the same
+edges: ``O(log2 P)`` messages of ``n^2`` words, the choice for large ``P``
+(see the alpha-beta model in ``benchmarks/tt_mpi.py``).
 """
 
 from __future__ import annotations
