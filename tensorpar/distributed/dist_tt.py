@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 import numpy as np
 
 from .._backend import Engine, get_array_module
-from .._validation import check_positive_int
+from .._validation import SUPPORTED_DTYPES, check_positive_int
 from .._tt_checks import check_eps, check_max_rank, check_same_shape, check_scalar
 from .._tt_linalg import ct, matmul, norm, truncated_svd
 from ..tt_ops import _position, add_cores, dot_step, hadamard_core
@@ -232,6 +232,10 @@ def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:
         if c.shape[0] != left or c.shape[1] != m:
             return (f"local_cores[{k}] has shape {tuple(c.shape)}; expected ({left}, {m}, r) "
                     f"on rank {comm.Get_rank()}")
+        if np.dtype(c.dtype) not in SUPPORTED_DTYPES:
+            return f"local_cores[{k}] has dtype {c.dtype}; expected float32/64 or complex64/128"
+        if not bool(get_array_module(c).isfinite(c).all()):
+            return f"local_cores[{k}] has non-finite entries on rank {comm.Get_rank()}"
         left = c.shape[2]
     if left != 1:
         return f"the last local core has right rank {left}; expected 1"

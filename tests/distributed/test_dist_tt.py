@@ -270,6 +270,14 @@ def test_errors(comm):
         DistTTTensor(bad, (7, 5, 6), comm)
     with pytest.raises(ValueError, match="local_cores"):
         DistTTTensor(X.local_cores[:2], (7, 5, 6), comm)
+    bad = list(X.local_cores)
+    if comm.rank == comm.size - 1:
+        bad[2] = bad[2].copy()
+        bad[2][0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        DistTTTensor(bad, (7, 5, 6), comm)
+    with pytest.raises(ValueError, match="dtype"):
+        DistTTTensor([c.astype(np.int64) for c in X.local_cores], (7, 5, 6), comm)
     with pytest.raises(TypeError, match="TTTensor"):
         DistTTTensor.scatter("nope" if comm.rank == 0 else None, comm)
 
