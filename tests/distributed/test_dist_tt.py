@@ -48,6 +48,10 @@ def test_scatter_gather_and_local_blocks(comm, shape):
         np.testing.assert_array_equal(a, b)
     Z = DistTTTensor(X.local_cores, shape, comm)
     assert Z.ranks == x.ranks
+    root = comm.size - 1
+    W = DistTTTensor.scatter(x if comm.rank == root else None, comm, root=root)
+    for a, b in zip(W.local_cores, X.local_cores):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -263,6 +267,10 @@ def test_errors(comm):
         X.round(0.1, max_rank=0)
     with pytest.raises(TypeError, match="DistTTTensor"):
         dist_tt_dot(X, x)
+    with pytest.raises(TypeError, match="alpha"):
+        X * "2"
+    with pytest.raises(ValueError, match="alpha"):
+        X * math.inf
     with pytest.raises(ValueError, match="local_cores"):
         bad = list(X.local_cores)
         if comm.rank == 0:  # only one rank is wrong: all must raise
