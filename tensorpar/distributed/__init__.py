@@ -17,6 +17,7 @@ from .dist_tt import (DistTTTensor, dist_tt_add, dist_tt_dot, dist_tt_hadamard, 
                       dist_tt_sub, dist_ttm_matvec)
 from .tsqr import tsqr
 from .comm import check_all
+from .dist_tt_svd import dist_tt_svd
 from .errors import _install_by_default, collective_guard
 from .grid import ProcessGrid, choose_grid, grid_cost
 from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_rows
@@ -43,6 +44,7 @@ __all__ = [
     "dist_tt_round",
     "dist_tt_scale",
     "dist_tt_sub",
+    "dist_tt_svd",
     "dist_ttm_matvec",
     "factor_blocks",
     "grid_cost",
