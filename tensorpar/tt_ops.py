@@ -22,7 +22,7 @@ stay finite for any ``d``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -256,14 +256,34 @@ def dot_step(W: Any, a: Any, b: Any) -> Any:
     return _dot_step_ab(W.conj().T, b, a).conj().T
 
 
-def _scaled_chain(x: TTTensor, y: TTTensor) -> tuple[Any, float]:
-    """Contract ``<x, y>`` rescaling after every core: returns ``(value, log_scale)``."""
-    xp = get_array_module(x.cores[0], y.cores[0])
-    dtype = np.result_type(x.dtype, y.dtype)
+def scaled_chain(x_cores: Sequence[Any], y_cores: Sequence[Any],
+                 reduce: Callable[[Any], Any] | None = None) -> tuple[Any, float]:
+    """Contract ``<x, y>`` core by core, rescaling after every core.
+
+    Parameters
+    ----------
+    x_cores, y_cores : sequences of ndarray
+        Cores (or, in the distributed code, local slices of cores along the
+        mode index) of the two trains.
+    reduce : callable, optional
+        Applied to each step's ``r x s`` partial result before rescaling; the
+        distributed code passes an allreduce, since :func:`dot_step` results
+        over slices of the mode index add up.
+
+    Returns
+    -------
+    (value, log_scale)
+        ``<x, y> = value * exp(log_scale)``; ``(0, 0)`` for a zero product and
+        ``(nan, 0)`` when a step overflows to infinity or NaN.
+    """
+    xp = get_array_module(x_cores[0], y_cores[0])
+    dtype = np.result_type(*[c.dtype for c in x_cores], *[c.dtype for c in y_cores])
     W = xp.ones((1, 1), dtype=dtype)
     log_scale = 0.0
-    for a, b in zip(x.cores, y.cores):
+    for a, b in zip(x_cores, y_cores):
         W = dot_step(W, a, b)
+        if reduce is not None:
+            W = reduce(W)
         s = float(xp.abs(W).max())
         if s == 0.0:
             return 0.0, 0.0
@@ -282,7 +302,7 @@ def tt_log_dot(x: TTTensor, y: TTTensor) -> tuple[float | complex, float]:
     ``x`` is conjugated. Finite for any number of cores.
     """
     _check_pair(x, y)
-    value, log_scale = _scaled_chain(x, y)
+    value, log_scale = scaled_chain(x.cores, y.cores)
     if value == 0 or not np.isfinite(value):
         return (0.0, -math.inf) if value == 0 else (value, math.nan)
     sign = value / abs(value)
@@ -343,7 +363,7 @@ def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
         return tt_orthonormalize(x, "left")[1]
     if method != "gram":
         raise ValueError(f"method must be 'gram' or 'qr', got {method!r}")
-    value, log_scale = _scaled_chain(x, x)
+    value, log_scale = scaled_chain(x.cores, x.cores)
     value = abs(value.real if isinstance(value, complex) else value)
     return -math.inf if value == 0 else 0.5 * (log_scale + math.log(value))
 

@@ -21,7 +21,6 @@ import numpy as np
 from .._backend import get_array_module, require
 from .._validation import SUPPORTED_DTYPES, as_float_array, check_positive_int
 from . import comm as C
-from .comm import check_all
 from .errors import collective_guard
 from .grid import ProcessGrid, block_bounds, choose_grid
 

@@ -41,7 +41,7 @@ from .._backend import Engine, get_array_module
 from .._validation import SUPPORTED_DTYPES, check_positive_int
 from .._tt_checks import check_eps, check_max_rank, check_same_shape, check_scalar
 from .._tt_linalg import ct, matmul, norm, truncated_svd
-from ..tt_ops import _position, add_cores, dot_step, hadamard_core
+from ..tt_ops import _position, add_cores, hadamard_core, scaled_chain
 from ..tt_orth import absorb_left, absorb_right, apply_log_scale
 from ..tt_matrix import TTMatrix, ttm_matvec_core
 from ..tt_rounding_gram import _bond_transforms, gram_left, gram_step_right
@@ -294,20 +294,8 @@ def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
 
 # -- one allreduce per core ------------------------------------------------
 def _scaled_chain(x: DistTTTensor, y: DistTTTensor) -> tuple[Any, float]:
-    xp = get_array_module(x.local_cores[0], y.local_cores[0])
-    W = xp.ones((1, 1), dtype=np.result_type(x.dtype, y.dtype))
-    log_scale = 0.0
-    for a, b in zip(x.local_cores, y.local_cores):
-        # partial sums over the local slice of the mode index add up
-        W = allreduce(x.comm, dot_step(W, a, b))
-        s = float(xp.abs(W).max())
-        if s == 0.0:
-            return 0.0, 0.0
-        if not math.isfinite(s):
-            return math.nan, 0.0
-        W = W / s
-        log_scale += math.log(s)
-    return W[0, 0].item(), log_scale
+    # partial sums over the local slice of the mode index add up: one allreduce per core
+    return scaled_chain(x.local_cores, y.local_cores, reduce=lambda W: allreduce(x.comm, W))
 
 
 def dist_tt_dot(x: DistTTTensor, y: DistTTTensor) -> float | complex:
