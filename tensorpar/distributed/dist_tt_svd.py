@@ -34,7 +34,7 @@ from typing import Any
 
 from .._backend import get_array_module
 from .._tt_linalg import truncation_rank
-from .._validation import check_positive_int
+from .._tt_checks import check_eps, check_max_rank
 from ..tt_tensor import TTTensor
 from . import comm as C
 from .dist_tensor import DistTensor
@@ -71,10 +71,8 @@ def dist_tt_svd(X: DistTensor, eps: float = 1e-12, max_rank: int | None = None) 
     """
     if not isinstance(X, DistTensor):
         raise TypeError(f"X must be a DistTensor, got {type(X).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
-        raise ValueError(f"eps must be a number >= 0, got {eps!r}")
-    if max_rank is not None:
-        max_rank = check_positive_int(max_rank, "max_rank")
+    eps = check_eps(eps)
+    max_rank = check_max_rank(max_rank)
     comm = X.grid.cart
     d = X.ndim
     norm = X.norm()
