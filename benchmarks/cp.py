@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _machine import best_of, machine_info, print_table, write_json  # noqa: E402
 
 from tensorpar import cp_als, random_cp  # noqa: E402
-from tensorpar.cp_init import initialize_cp  # noqa: E402
+from tensorpar.cp.init import initialize_cp  # noqa: E402
 from tensorpar.mttkrp import mttkrp_sweep  # noqa: E402
 
 FULL = [((200, 200, 200), 16), ((300, 300, 300), 32), ((40,) * 5, 10)]

@@ -87,7 +87,7 @@ def _max() -> Any:
 def worker(args: argparse.Namespace) -> None:
     from tensorpar import random_cp
     from tensorpar.distributed import comm as C
-    from tensorpar.distributed.cp_als import cp_als
+    from tensorpar.distributed.cp import cp_als
     from tensorpar.distributed.dist_tensor import DistTensor
     from tensorpar.mttkrp import mttkrp_sweep
 

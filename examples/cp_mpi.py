@@ -20,7 +20,7 @@ import numpy as np
 
 from tensorpar import random_cp
 from tensorpar.distributed import comm as C
-from tensorpar.distributed.cp_als import cp_als
+from tensorpar.distributed.cp import cp_als
 from tensorpar.distributed.dist_tensor import DistTensor
 
 

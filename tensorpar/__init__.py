@@ -8,18 +8,18 @@ first use (:mod:`tensorpar.kernels`) and MPI lives in
 from __future__ import annotations
 
 from ._backend import get_array_module, resolve_engine
-from .cp_als import cp_als
-from .cp_result import CPALSResult
-from .cp_tensor import CPTensor, random_cp
+from .cp.als import cp_als
+from .cp.result import CPALSResult
+from .cp.tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
 from .mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
-from .tt_construct import tt_from_function, tt_svd
-from .tt_matrix import TTMatrix, ttm_matmat, ttm_matvec
-from .tt_ops import (tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale,
+from .tt.construct import tt_from_function, tt_svd
+from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
+from .tt.ops import (tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale,
                      tt_sub, tt_sum)
-from .tt_orth import tt_orthogonalize, tt_orthonormalize
-from .tt_rounding import tt_round, tt_round_sum
-from .tt_tensor import TTTensor, random_tt
+from .tt.orth import tt_orthogonalize, tt_orthonormalize
+from .tt.rounding import tt_round, tt_round_sum
+from .tt.tensor import TTTensor, random_tt
 
 __version__ = "0.1.0"
 

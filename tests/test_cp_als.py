@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tensorpar import CPALSResult, CPTensor, cp_als, random_cp
-from tensorpar.cp_checkpoint import load_checkpoint
+from tensorpar.cp.checkpoint import load_checkpoint
 from tensorpar.kernels import has_kernel
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tensorpar import _tt_linalg as la
+from tensorpar import _linalg as la
 from tensorpar._backend import to_numpy
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]

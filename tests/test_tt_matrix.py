@@ -7,7 +7,7 @@ import pytest
 
 import tensorpar as tp
 from tensorpar._backend import to_numpy
-from tensorpar.tt_matrix import ttm_matvec_core
+from tensorpar.tt.matrix import ttm_matvec_core
 
 ROWS, COLS = (2, 3, 4), (3, 1, 5)
 

@@ -9,7 +9,7 @@ import pytest
 
 import tensorpar as tp
 from tensorpar._backend import to_numpy
-from tensorpar.tt_ops import add_cores, dot_step, hadamard_core, hadamard_core_reference
+from tensorpar.tt.ops import add_cores, dot_step, hadamard_core, hadamard_core_reference
 
 SHAPES = [(5,), (4, 3), (3, 4, 5, 2), (2, 7, 1, 3, 4)]  # d = 1, d = 2, uneven sizes, a size-1 mode
 DTYPES = [np.float64, np.complex128]

@@ -9,7 +9,7 @@ import pytest
 
 import tensorpar as tp
 from tensorpar._backend import to_numpy
-from tensorpar.tt_orth import absorb_left, lq_right, qr_left
+from tensorpar.tt.orth import absorb_left, lq_right, qr_left
 
 METHODS = ["qr", "gram", "randomized"]
 

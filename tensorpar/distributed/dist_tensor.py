@@ -27,7 +27,7 @@ from .grid import ProcessGrid, block_bounds, choose_grid
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
-    from ..cp_tensor import CPTensor
+    from ..cp.tensor import CPTensor
 
 __all__ = ["DistTensor"]
 
@@ -162,7 +162,7 @@ class DistTensor:
     def from_cp(cls, cp: "CPTensor", grid: Any = None,
                 comm: "MPI.Comm | None" = None) -> "DistTensor":
         """Each rank forms its block of the CP tensor ``cp`` (replicated on every rank)."""
-        from ..cp_tensor import CPTensor
+        from ..cp.tensor import CPTensor
 
         if not isinstance(cp, CPTensor):
             raise TypeError(f"cp must be a CPTensor, got {type(cp).__name__}")

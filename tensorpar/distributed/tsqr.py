@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 from .._backend import get_array_module
-from .._tt_linalg import ct, matmul, qr
+from .._linalg import ct, matmul, qr
 from .comm import allgatherv, bcast, recv, resolve_comm, send, tree_reduce, tree_schedule
 
 if TYPE_CHECKING:  # pragma: no cover

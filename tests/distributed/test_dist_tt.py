@@ -13,7 +13,7 @@ from tensorpar import (random_tt, tt_add, tt_dot, tt_hadamard, tt_log_norm, tt_n
                        tt_round, tt_scale, tt_sub, TTTensor)
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar import TTMatrix, ttm_matvec  # noqa: E402
-from tensorpar.distributed.dist_tt import (DistTTTensor, dist_tt_dot, dist_tt_round,  # noqa: E402
+from tensorpar.distributed.tt.tensor import (DistTTTensor, dist_tt_dot, dist_tt_round,  # noqa: E402
                                            dist_tt_log_norm, dist_tt_orthogonalize,
                                            dist_ttm_matvec)
 from tensorpar.distributed.grid import block_bounds  # noqa: E402

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from ._backend import get_array_module
-from ._tt_checks import check_eps, check_max_rank
-from ._tt_linalg import left_svd
-from ._validation import as_float_array, check_finite
-from .tt_tensor import TTTensor
+from .._backend import get_array_module
+from .._validation import check_eps, check_max_rank
+from .._linalg import left_svd
+from .._validation import as_float_array, check_finite
+from .tensor import TTTensor
 
 __all__ = ["tt_svd", "tt_from_function"]
 

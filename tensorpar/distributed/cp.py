@@ -1,8 +1,8 @@
 """CP-ALS on a :class:`~tensorpar.distributed.dist_tensor.DistTensor` (PLANC's scheme).
 
-Every rank runs the serial driver's pieces (:mod:`tensorpar.cp_update`,
-:mod:`tensorpar.cp_fit`, :mod:`tensorpar.cp_init`,
-:mod:`tensorpar.cp_checkpoint`) on the rows it owns, so the iterates equal
+Every rank runs the serial driver's pieces (:mod:`tensorpar.cp.update`,
+:mod:`tensorpar.cp.fit`, :mod:`tensorpar.cp.init`,
+:mod:`tensorpar.cp.checkpoint`) on the rows it owns, so the iterates equal
 those of :func:`tensorpar.cp_als` up to rounding. Per mode ``n``:
 
 1. local MTTKRP of the block and ``Reduce_scatter`` over the mode-``n``
@@ -28,13 +28,13 @@ import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
 from .._validation import REAL_DTYPES
-from ..cp_als import _check_resumed, check_als_options
-from ..cp_checkpoint import CPALSState, load_checkpoint, save_checkpoint
-from ..cp_fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
-from ..cp_init import initialize_cp
-from ..cp_result import CPALSResult, StopReason, progress_line
-from ..cp_tensor import CPTensor
-from ..cp_update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
+from ..cp.als import _check_resumed, check_als_options
+from ..cp.checkpoint import CPALSState, load_checkpoint, save_checkpoint
+from ..cp.fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
+from ..cp.init import initialize_cp
+from ..cp.result import CPALSResult, StopReason, progress_line
+from ..cp.tensor import CPTensor
+from ..cp.update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
                          normalize_factor)
 from . import comm as C
 from .dist_tensor import DistTensor
@@ -177,7 +177,7 @@ def cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor = "ra
     checkpoint : path, optional
         Every ``checkpoint_every`` iterations and at the end the factors are
         gathered and rank 0 writes the **serial** checkpoint format
-        (:func:`tensorpar.cp_checkpoint.save_checkpoint`), so a run can be
+        (:func:`tensorpar.cp.checkpoint.save_checkpoint`), so a run can be
         resumed by :func:`tensorpar.cp_als` or on another number of ranks.
     resume : path, optional
         Checkpoint to continue from, read by every rank (a shared file system).

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import to_numpy
+from .._backend import to_numpy
 
 __all__ = ["CPALSState", "save_checkpoint", "load_checkpoint"]
 

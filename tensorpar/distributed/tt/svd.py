@@ -32,14 +32,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend import get_array_module
-from .._tt_linalg import truncation_rank
-from .._tt_checks import check_eps, check_max_rank
-from ..tt_tensor import TTTensor
-from . import comm as C
-from .dist_tensor import DistTensor
-from .dist_tt import DistTTTensor
-from .grid import block_sizes
+from ..._backend import get_array_module
+from ..._linalg import truncation_rank
+from ..._validation import check_eps, check_max_rank
+from ...tt.tensor import TTTensor
+from .. import comm as C
+from ..dist_tensor import DistTensor
+from .tensor import DistTTTensor
+from ..grid import block_sizes
 
 __all__ = ["dist_tt_svd"]
 

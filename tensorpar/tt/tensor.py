@@ -1,7 +1,7 @@
 """The tensor-train (TT) container.
 
-The arithmetic lives in function modules (:mod:`tensorpar.tt_ops`,
-:mod:`tensorpar.tt_orth`, :mod:`tensorpar.tt_rounding`, :mod:`tensorpar.tt_construct`);
+The arithmetic lives in function modules (:mod:`tensorpar.tt.ops`,
+:mod:`tensorpar.tt.orth`, :mod:`tensorpar.tt.rounding`, :mod:`tensorpar.tt.construct`);
 the operators and methods of :class:`TTTensor` delegate to them.
 """
 
@@ -12,8 +12,8 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ._backend import Engine, get_array_module, resolve_engine
-from ._validation import as_float_array, check_core_chain, check_positive_int
+from .._backend import Engine, get_array_module, resolve_engine
+from .._validation import as_float_array, check_core_chain, check_positive_int
 
 __all__ = ["TTTensor", "random_tt"]
 
@@ -134,7 +134,7 @@ class TTTensor:
             raise ValueError(f"indices out of range for a TT tensor of shape {self.shape}")
         idx = idx % shape
         if resolve_engine(engine, xp, has_numba_kernel=True) == "numba":
-            from .kernels import get_kernel
+            from ..kernels import get_kernel
 
             vals = get_kernel("tt_entries", "numba")(self.cores, idx)
             return vals[0] if single else vals
@@ -149,7 +149,7 @@ class TTTensor:
     @classmethod
     def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> "TTTensor":
         """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`."""
-        from .tt_construct import tt_svd
+        from .construct import tt_svd
 
         return tt_svd(X, eps=eps, max_rank=max_rank)
 
@@ -157,7 +157,7 @@ class TTTensor:
     def from_function(cls, f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
                       max_rank: int | None = None) -> "TTTensor":
         """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`."""
-        from .tt_construct import tt_from_function
+        from .construct import tt_from_function
 
         return tt_from_function(f, grids, eps=eps, max_rank=max_rank)
 
@@ -170,7 +170,7 @@ class TTTensor:
         return TTTensor(cores)
 
     def __add__(self, other: Any) -> "TTTensor":
-        from .tt_ops import tt_add
+        from .ops import tt_add
 
         if isinstance(other, _SCALARS):
             other = self._constant(other)
@@ -181,7 +181,7 @@ class TTTensor:
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> "TTTensor":
-        from .tt_ops import tt_sub
+        from .ops import tt_sub
 
         if isinstance(other, _SCALARS):
             other = self._constant(other)
@@ -195,12 +195,12 @@ class TTTensor:
         return self._constant(other) - self
 
     def __neg__(self) -> "TTTensor":
-        from .tt_ops import tt_scale
+        from .ops import tt_scale
 
         return tt_scale(self, -1.0)
 
     def __mul__(self, other: Any) -> "TTTensor":
-        from .tt_ops import tt_hadamard, tt_scale
+        from .ops import tt_hadamard, tt_scale
 
         if isinstance(other, TTTensor):
             return tt_hadamard(self, other)
@@ -211,7 +211,7 @@ class TTTensor:
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> "TTTensor":
-        from .tt_ops import tt_scale
+        from .ops import tt_scale
 
         if not isinstance(other, _SCALARS):
             return NotImplemented
@@ -222,38 +222,38 @@ class TTTensor:
     # -- methods delegating to the function modules ---------------------------
     def hadamard(self, other: "TTTensor", engine: Engine = "auto") -> "TTTensor":
         """Entrywise product; see :func:`tensorpar.tt_hadamard`."""
-        from .tt_ops import tt_hadamard
+        from .ops import tt_hadamard
 
         return tt_hadamard(self, other, engine=engine)
 
     def dot(self, other: "TTTensor") -> float | complex:
         """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
-        from .tt_ops import tt_dot
+        from .ops import tt_dot
 
         return tt_dot(self, other)
 
     def norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Frobenius norm; see :func:`tensorpar.tt_norm`."""
-        from .tt_ops import tt_norm
+        from .ops import tt_norm
 
         return tt_norm(self, method=method)
 
     def log_norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`."""
-        from .tt_ops import tt_log_norm
+        from .ops import tt_log_norm
 
         return tt_log_norm(self, method=method)
 
     def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "TTTensor":
         """QR sweep; see :func:`tensorpar.tt_orthogonalize`."""
-        from .tt_orth import tt_orthogonalize
+        from .orth import tt_orthogonalize
 
         return tt_orthogonalize(self, direction)
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTTensor":
         """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`."""
-        from .tt_rounding import tt_round
+        from .rounding import tt_round
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
 

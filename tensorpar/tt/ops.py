@@ -26,9 +26,9 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ._backend import Engine, get_array_module, resolve_engine
-from ._tt_checks import check_same_shape, check_scalar
-from .tt_tensor import TTTensor
+from .._backend import Engine, get_array_module, resolve_engine
+from .._validation import check_same_shape, check_scalar
+from .tensor import TTTensor
 
 __all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "tt_dot", "tt_norm",
            "tt_log_dot", "tt_log_norm", "add_cores", "hadamard_core", "dot_step"]
@@ -195,7 +195,7 @@ def hadamard_core(a: Any, b: Any, engine: Engine = "auto") -> Any:
     eng = resolve_engine(engine, xp, has_numba_kernel=True)
     if eng == "numpy":
         return hadamard_core_reference(a, b)
-    from .kernels import get_kernel
+    from ..kernels import get_kernel
 
     return get_kernel("tt_hadamard_core", eng)(a, b)
 
@@ -358,7 +358,7 @@ def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
     """
     _check_tt(x, "x")
     if method == "qr":
-        from .tt_orth import tt_orthonormalize
+        from .orth import tt_orthonormalize
 
         return tt_orthonormalize(x, "left")[1]
     if method != "gram":

@@ -13,7 +13,7 @@ Costs and messages (``r`` the TT rank, ``n`` the mode size):
 * sums, differences, scaling and Hadamard products act on the local slices
   with the serial per-core functions and send **nothing**;
 * :func:`dist_tt_dot` and :func:`dist_tt_norm` contract the local slices
-  (:func:`tensorpar.tt_ops.dot_step`) and complete each core with one
+  (:func:`tensorpar.tt.ops.dot_step`) and complete each core with one
   ``Allreduce`` of the ``r_{k+1}(x) x r_{k+1}(y)`` partial contraction:
   ``d`` messages, ``sum_k r_{k+1}(x) r_{k+1}(y)`` words;
 * :func:`dist_tt_round` left-orthogonalizes with a TSQR per core
@@ -37,19 +37,19 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from .._backend import Engine, get_array_module
-from .._validation import SUPPORTED_DTYPES, check_positive_int
-from .._tt_checks import check_eps, check_max_rank, check_same_shape, check_scalar
-from .._tt_linalg import ct, matmul, norm, truncated_svd
-from ..tt_ops import _position, add_cores, hadamard_core, scaled_chain
-from ..tt_orth import absorb_left, absorb_right, apply_log_scale
-from ..tt_matrix import TTMatrix, ttm_matvec_core
-from ..tt_rounding_gram import _bond_transforms, gram_left, gram_step_right
-from ..tt_rounding_rand import sketch_step_right
-from ..tt_tensor import TTTensor, random_tt
-from .comm import allgatherv, allreduce, bcast_object, resolve_comm, scatterv
-from .grid import block_bounds, block_sizes
-from .tsqr import tsqr, orth_left_core, orth_right_rows, rows_to_right_core
+from ..._backend import Engine, get_array_module
+from ..._validation import SUPPORTED_DTYPES, check_positive_int
+from ..._validation import check_eps, check_max_rank, check_same_shape, check_scalar
+from ..._linalg import ct, matmul, norm, truncated_svd
+from ...tt.ops import _position, add_cores, hadamard_core, scaled_chain
+from ...tt.orth import absorb_left, absorb_right, apply_log_scale
+from ...tt.matrix import TTMatrix, ttm_matvec_core
+from ...tt.rounding_gram import _bond_transforms, gram_left, gram_step_right
+from ...tt.rounding_rand import sketch_step_right
+from ...tt.tensor import TTTensor, random_tt
+from ..comm import allgatherv, allreduce, bcast_object, resolve_comm, scatterv
+from ..grid import block_bounds, block_sizes
+from ..tsqr import tsqr, orth_left_core, orth_right_rows, rows_to_right_core
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -92,7 +92,7 @@ class DistTTTensor:
 
     def __init__(self, local_cores: Sequence[Any], shape: Sequence[int],
                  comm: "MPI.Comm | None" = None) -> None:
-        from .comm import check_all
+        from ..comm import check_all
 
         comm = resolve_comm(comm)
         shape = tuple(int(n) for n in shape)
@@ -286,7 +286,7 @@ def dist_tt_scale(x: DistTTTensor, alpha: Any) -> DistTTTensor:
 
 def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
                      engine: Engine = "auto") -> DistTTTensor:
-    """Entrywise product: ranks multiply; local :func:`tensorpar.tt_ops.hadamard_core`, no messages."""
+    """Entrywise product: ranks multiply; local :func:`tensorpar.tt.ops.hadamard_core`, no messages."""
     _check_pair(x, y)
     cores = [hadamard_core(a, b, engine) for a, b in zip(x.local_cores, y.local_cores)]
     return DistTTTensor._wrap(cores, x.shape, x.comm)
@@ -423,12 +423,12 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
         "qr": TSQR left-orthogonalization, then a right-to-left sweep of
         TSQRs and SVDs of the replicated ``r x r`` factors; ``2 (d - 1)``
         ``Allgatherv`` calls of the ``P`` small R factors. "gram": the
-        Gram-SVD rounding of :mod:`tensorpar.tt_rounding_gram` with the
+        Gram-SVD rounding of :mod:`tensorpar.tt.rounding_gram` with the
         partial Gram matrices of the local slices summed by ``2 (d - 1)``
         ``Allreduce`` calls of ``r^2`` entries; cheaper, but accurate only to
         about ``1e-8`` relative (see that module). "randomized": the
         randomize-then-orthogonalize rounding of
-        :mod:`tensorpar.tt_rounding_rand` (needs ``max_rank``); every rank
+        :mod:`tensorpar.tt.rounding_rand` (needs ``max_rank``); every rank
         draws the same Gaussian sketch from ``seed``, so the result equals
         the serial one with the same seed. ``d - 1`` ``Allreduce`` calls of
         the ``r x l`` sketches and ``d - 1`` of the ``l x r`` carried
@@ -501,7 +501,7 @@ def _truncate_right(x: DistTTTensor, cores: list[Any], cur: Any, log_norm: float
 
 def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: int,
                       seed: Any, tree: Tree) -> DistTTTensor:
-    # tensorpar.tt_rounding_rand.round_randomized for one summand: every rank
+    # tensorpar.tt.rounding_rand.round_randomized for one summand: every rank
     # draws the same Gaussian sketch (same seed) and keeps its slices of it.
     xp = get_array_module(*x.local_cores)
     d, comm = x.ndim, x.comm
@@ -538,7 +538,7 @@ def _round_randomized(x: DistTTTensor, eps: float, max_rank: int, oversample: in
 
 
 def _round_gram(x: DistTTTensor, eps: float, max_rank: int | None) -> DistTTTensor:
-    # round_gram of tensorpar.tt_rounding_gram with the partial Grams of the
+    # round_gram of tensorpar.tt.rounding_gram with the partial Grams of the
     # local slices allreduced; the core norms come from the Gram traces, so
     # no extra message is needed for the rescaling.
     xp = get_array_module(*x.local_cores)
@@ -578,7 +578,7 @@ def dist_ttm_matvec(A: TTMatrix, x: DistTTTensor) -> DistTTTensor:
 
     Each rank gathers the whole core ``k`` of ``x`` (one ``Allgatherv`` of
     ``r_k n_k r_{k+1}`` entries) and forms its slice of the output rows with
-    :func:`tensorpar.tt_matrix.ttm_matvec_core`: ``d`` messages of
+    :func:`tensorpar.tt.matrix.ttm_matvec_core`: ``d`` messages of
     ``sum_k r_k(x) n_k r_{k+1}(x)`` words, cheaper than reducing the
     ``r(A)^2``-times larger partial output cores. Every row mode ``m_k`` of
     ``A`` must be ``>= P``.

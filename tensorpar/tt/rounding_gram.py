@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import get_array_module
-from ._tt_linalg import ct, eigh, matmul, norm, svd, truncation_rank
-from .tt_orth import _zero_train, absorb_left, apply_log_scale
-from .tt_tensor import TTTensor
+from .._backend import get_array_module
+from .._linalg import ct, eigh, matmul, norm, svd, truncation_rank
+from .orth import _zero_train, absorb_left, apply_log_scale
+from .tensor import TTTensor
 
 __all__ = ["round_gram", "gram_step_right", "gram_left"]
 

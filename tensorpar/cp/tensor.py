@@ -7,8 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module, to_numpy
-from ._validation import as_float_array, check_factors
+from .._backend import get_array_module, to_numpy
+from .._validation import as_float_array, check_factors
 
 __all__ = ["CPTensor"]
 
@@ -96,7 +96,7 @@ class CPTensor:
         -------
         ndarray of shape ``self.shape``
         """
-        from .dense import khatri_rao
+        from ..dense import khatri_rao
 
         xp = get_array_module(*self.factors)
         first = self.factors[0] * self.weights[None, :]
@@ -129,7 +129,7 @@ class CPTensor:
         Computed from one MTTKRP, ``sum_r w_r sum_i A_0[i, r] M[i, r]`` with
         ``M = mttkrp(X, factors, 0)``, so the dense CP tensor is never formed.
         """
-        from .mttkrp import mttkrp
+        from ..mttkrp import mttkrp
 
         if tuple(X.shape) != self.shape:
             raise ValueError(f"X has shape {tuple(X.shape)}, expected {self.shape}")

@@ -2,7 +2,7 @@
 
 Every initialisation returns a :class:`~tensorpar.CPTensor` whose columns
 are normalised into the weights (the convention of
-:mod:`tensorpar.cp_update`). Random numbers are drawn on the host with a
+:mod:`tensorpar.cp.update`). Random numbers are drawn on the host with a
 ``numpy.random.Generator``, mode by mode in increasing order, so the same
 seed gives the same start on numpy and cupy data and on any number of MPI
 ranks (each rank draws the full factors and keeps its rows).
@@ -14,8 +14,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module
-from .cp_tensor import CPTensor
+from .._backend import get_array_module
+from .tensor import CPTensor
 
 __all__ = ["initialize_cp", "random_factors", "svd_factor", "unfolding_gram", "check_init"]
 

@@ -15,10 +15,10 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module
-from ._tt_checks import check_same_shape
-from ._validation import as_float_array, check_core_chain, check_positive_int
-from .tt_tensor import TTTensor
+from .._backend import get_array_module
+from .._validation import check_same_shape
+from .._validation import as_float_array, check_core_chain, check_positive_int
+from .tensor import TTTensor
 
 __all__ = ["TTMatrix", "ttm_matvec", "ttm_matmat", "ttm_matvec_core"]
 
@@ -134,7 +134,7 @@ class TTMatrix:
         eps, max_rank
             As in :func:`tensorpar.tt_svd`: ``||A - T||_F <= eps ||A||_F``.
         """
-        from .tt_construct import tt_svd
+        from .construct import tt_svd
 
         row_shape, col_shape = _check_shapes(row_shape, col_shape)
         A = as_float_array(A, "A", min_ndim=2, max_ndim=2)

@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Sequence
 
-from ._tt_checks import check_eps, check_max_rank
-from ._tt_linalg import gram_cholesky, matmul, norm, orth, truncated_svd
-from .tt_orth import absorb_left, absorb_right, apply_log_scale
-from .tt_tensor import TTTensor
+from .._validation import check_eps, check_max_rank
+from .._linalg import gram_cholesky, matmul, norm, orth, truncated_svd
+from .orth import absorb_left, absorb_right, apply_log_scale
+from .tensor import TTTensor
 
 __all__ = ["tt_round", "tt_round_sum", "truncate_sweep"]
 
@@ -97,7 +97,7 @@ def _implicit_left_sweep(cores: Sequence[Any]) -> tuple[list[Any], Any, float]:
     Cholesky pass leaves ``Q_k`` orthonormal to ``O(eps cond^2) <= 1e-11``,
     which changes the singular values the truncation sees by that relative
     amount and the tensor not at all. Otherwise ``Q_k`` is formed by
-    :func:`tensorpar._tt_linalg.orth`.
+    :func:`tensorpar._linalg.orth`.
 
     Returns the per-core factors (``(A_k, inv(R_k))`` or ``(Q_k, None)``), the
     unit-norm last core and ``log ||x||``.
@@ -135,7 +135,7 @@ def _round_qr(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
         return TTTensor([c.copy() for c in x.cores])
     factors, last, log_norm = _implicit_left_sweep(x.cores)
     if last is None:
-        from .tt_orth import _zero_train
+        from .orth import _zero_train
 
         return TTTensor(_zero_train(x, "left"))
     delta = eps / math.sqrt(x.ndim - 1)
@@ -176,7 +176,7 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     max_rank : int, optional
         Upper bound on every rank of the result (required by "randomized").
     method : {"qr", "gram", "randomized"}
-        See :mod:`tensorpar.tt_rounding` for the accuracy and cost of each.
+        See :mod:`tensorpar.tt.rounding` for the accuracy and cost of each.
     oversample : int
         "randomized" only: the sketch has ranks ``max_rank + oversample``.
     seed : int or numpy.random.Generator, optional
@@ -206,10 +206,10 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     if method == "qr":
         return _round_qr(x, eps, max_rank)
     if method == "gram":
-        from .tt_rounding_gram import round_gram
+        from .rounding_gram import round_gram
 
         return round_gram(x, eps, max_rank)
-    from .tt_rounding_rand import round_randomized
+    from .rounding_rand import round_randomized
 
     return round_randomized([x], None, eps, max_rank, oversample, seed)
 
@@ -244,12 +244,12 @@ def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int 
     >>> bool(np.allclose(y.to_dense(), 6 * x.to_dense()))
     True
     """
-    from .tt_ops import check_summands, tt_sum
+    from .ops import check_summands, tt_sum
 
     eps, max_rank = _check_common(eps, max_rank, method)
     if method != "randomized":
         return tt_round(tt_sum(tensors, weights), eps, max_rank, method)
     weights = check_summands(tensors, weights)
-    from .tt_rounding_rand import round_randomized
+    from .rounding_rand import round_randomized
 
     return round_randomized(list(tensors), weights, eps, max_rank, oversample, seed)

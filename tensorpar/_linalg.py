@@ -348,7 +348,7 @@ def truncation_rank(s: Any, delta: float, max_rank: int | None = None) -> int:
     Examples
     --------
     >>> import numpy as np
-    >>> from tensorpar._tt_linalg import truncation_rank
+    >>> from tensorpar._linalg import truncation_rank
     >>> truncation_rank(np.array([3.0, 2.0, 1e-9, 1e-10]), 1e-8)
     2
     """

@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from ._backend import get_array_module
-from ._tt_linalg import matmul, norm, orth, orth_rows
-from .tt_tensor import TTTensor
+from .._backend import get_array_module
+from .._linalg import matmul, norm, orth, orth_rows
+from .tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale"]
@@ -44,7 +44,7 @@ def qr_left(core: Any) -> tuple[Any, Any]:
     q_core : ndarray, shape (r, n, t)
         Left-orthogonal: its unfolding ``(r n) x t`` has orthonormal columns;
         ``t <= min(r n, q)`` (smaller when the unfolding is numerically rank
-        deficient, see :func:`tensorpar._tt_linalg.orth`).
+        deficient, see :func:`tensorpar._linalg.orth`).
     R : ndarray, shape (t, q)
         ``core.reshape(r n, q) = q_core.reshape(r n, t) @ R`` to rounding
         error; not necessarily triangular.

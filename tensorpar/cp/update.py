@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module, to_numpy
+from .._backend import get_array_module, to_numpy
 
 __all__ = [
     "gram",

@@ -24,11 +24,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ._backend import get_array_module
-from ._tt_linalg import ct, matmul, norm, orth
-from .tt_orth import _zero_train, absorb_left, apply_log_scale
-from .tt_rounding import truncate_sweep
-from .tt_tensor import TTTensor, random_tt
+from .._backend import get_array_module
+from .._linalg import ct, matmul, norm, orth
+from .orth import _zero_train, absorb_left, apply_log_scale
+from .rounding import truncate_sweep
+from .tensor import TTTensor, random_tt
 
 __all__ = ["round_randomized", "sketch_step_right"]
 
@@ -77,7 +77,7 @@ def round_randomized(tensors: Sequence[TTTensor], weights: Sequence[Any] | None,
     Called by :func:`tensorpar.tt_round` and :func:`tensorpar.tt_round_sum`
     (which check the arguments).
     """
-    from ._validation import check_positive_int
+    from .._validation import check_positive_int
 
     oversample = check_positive_int(oversample, "oversample", minimum=0)
     xp = get_array_module(*[t.cores[0] for t in tensors])

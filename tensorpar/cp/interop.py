@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import require, to_numpy
-from .cp_tensor import CPTensor
+from .._backend import require, to_numpy
+from .tensor import CPTensor
 
 __all__ = ["cp_to_tensorly", "cp_from_tensorly", "cp_to_pyttb", "cp_from_pyttb"]
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ._backend import get_array_module
-from .cp_update import hadamard_grams
+from .._backend import get_array_module
+from .update import hadamard_grams
 
 __all__ = ["cp_inner_from_mttkrp", "cp_norm_sq_from_grams", "fit_from_terms", "cp_fit",
            "has_converged"]

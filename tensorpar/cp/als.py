@@ -4,8 +4,8 @@ One iteration is one :func:`~tensorpar.mttkrp.mttkrp_sweep` (the only pass
 over ``X``; the engine may share partial contractions between modes) plus,
 per mode, ``R x R`` work: the Hadamard product of the Grams, a Cholesky
 solve (or a HALS pass when ``nonnegative``), the new Gram and the column
-normalisation (:mod:`tensorpar.cp_update`). The fit comes from the last
-MTTKRP and the Grams (:mod:`tensorpar.cp_fit`); ``||X||`` is computed once.
+normalisation (:mod:`tensorpar.cp.update`). The fit comes from the last
+MTTKRP and the Grams (:mod:`tensorpar.cp.fit`); ``||X||`` is computed once.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
-from ._backend import Engine, get_array_module, resolve_engine
-from ._validation import REAL_DTYPES, as_float_array, check_finite, check_positive_int
-from .cp_checkpoint import CPALSState, load_checkpoint, save_checkpoint
-from .cp_fit import cp_fit, has_converged
-from .cp_init import initialize_cp
-from .cp_result import CPALSResult, StopReason, progress_line
-from .cp_tensor import CPTensor
-from .cp_update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
+from .._backend import Engine, get_array_module, resolve_engine
+from .._validation import REAL_DTYPES, as_float_array, check_finite, check_positive_int
+from .checkpoint import CPALSState, load_checkpoint, save_checkpoint
+from .fit import cp_fit, has_converged
+from .init import initialize_cp
+from .result import CPALSResult, StopReason, progress_line
+from .tensor import CPTensor
+from .update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
                         normalize_factor)
-from .dense import tensor_norm
-from .mttkrp import mttkrp_sweep
+from ..dense import tensor_norm
+from ..mttkrp import mttkrp_sweep
 
 __all__ = ["cp_als", "als_iteration", "initial_state"]
 
@@ -90,7 +90,7 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
         ``nonnegative``) drawn from ``seed``; ``"svd"``: leading left singular
         vectors of each unfolding, from ``X_(n) X_(n)^T`` (random columns pad
         modes with ``I_n < R``); a CPTensor of shape ``X.shape`` and rank
-        ``rank``. See :mod:`tensorpar.cp_init`.
+        ``rank``. See :mod:`tensorpar.cp.init`.
     seed : int or numpy.random.Generator, optional
         Randomness of the initialisation (the only random step).
     max_iter : int
@@ -100,7 +100,7 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
         the next; 0 runs ``max_iter`` iterations.
     nonnegative : bool
         Keep every factor ``>= 0`` with one HALS pass per mode update
-        (:func:`~tensorpar.cp_update.hals_factor_update`); the error never
+        (:func:`~tensorpar.cp.update.hals_factor_update`); the error never
         increases.
     callback : callable ``(iteration, cp, fit) -> bool | None``, optional
         Called after each iteration (1-based); returning True stops the run.
@@ -137,7 +137,7 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
     rank, max_iter, checkpoint_every = check_als_options(rank, max_iter, checkpoint_every,
                                                          tol, callback)
     xp = get_array_module(X)
-    from .kernels import has_kernel
+    from ..kernels import has_kernel
 
     eng = resolve_engine(engine, xp, has_numba_kernel=has_kernel("mttkrp", "numba"))
     norm_x = _checked_norm(X)
