@@ -19,8 +19,8 @@ import argparse
 import numpy as np
 
 import tensorpar as tp
-from tensorpar.distributed import comm as C
 from tensorpar.distributed import DistTensor, cp_als, dist_tt_svd
+from tensorpar.distributed import comm as C
 
 
 def main() -> None:

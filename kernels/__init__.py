@@ -15,8 +15,8 @@ The numpy reference of each operation lives with the algorithm in
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: (operation, engine) -> "module:function", relative to this package.
 _REGISTRY: dict[tuple[str, str], str] = {}

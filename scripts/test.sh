@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite:
+#   0. ruff (lint);
 #   1. pytest serially (every test, including the nvcc compile of each .cu file);
 #   2. the MPI tests (marker `mpi`) under mpiexec -n 2, 3 and 4, one thread per rank;
 #   3. the Sphinx docs, warnings as errors.
@@ -7,6 +8,9 @@
 source "$(dirname "$0")/_venv.sh"
 ensure_venv "test,docs"
 cd "$ROOT"
+
+echo "=== ruff (lint)"
+python -m ruff check -q tensorpar kernels tests benchmarks examples docs
 
 echo "=== pytest (serial)"
 python -m pytest -q --doctest-modules tensorpar tests "$@"

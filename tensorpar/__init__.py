@@ -15,8 +15,17 @@ from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
 from .mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 from .tt.construct import tt_from_function, tt_svd
 from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
-from .tt.ops import (tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale,
-                     tt_sub, tt_sum)
+from .tt.ops import (
+                     tt_add,
+                     tt_dot,
+                     tt_hadamard,
+                     tt_log_dot,
+                     tt_log_norm,
+                     tt_norm,
+                     tt_scale,
+                     tt_sub,
+                     tt_sum,
+)
 from .tt.orth import tt_orthogonalize, tt_orthonormalize
 from .tt.rounding import tt_round, tt_round_sum
 from .tt.tensor import TTTensor, random_tt

@@ -29,9 +29,10 @@ blocks of ``X_view`` so that ``T`` stays a cache-sized work buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -12,9 +12,8 @@ layout, plus multi-TTV kernels from :mod:`tensorpar.kernels`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import _mttkrp_plan as plan
 from ._backend import Engine, get_array_module, resolve_engine

@@ -7,11 +7,22 @@ import pytest
 
 from tensorpar import CPTensor, random_cp, unfold
 from tensorpar.cp.checkpoint import CPALSState, load_checkpoint, save_checkpoint
-from tensorpar.cp.fit import (cp_fit, cp_inner_from_mttkrp, cp_norm_sq_from_grams,
-                              fit_from_terms, has_converged)
+from tensorpar.cp.fit import (
+    cp_fit,
+    cp_inner_from_mttkrp,
+    cp_norm_sq_from_grams,
+    fit_from_terms,
+    has_converged,
+)
 from tensorpar.cp.init import initialize_cp, random_factors, svd_factor, unfolding_gram
-from tensorpar.cp.update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
-                                 inverse_psd, normalize_factor)
+from tensorpar.cp.update import (
+    als_factor_update,
+    gram,
+    hadamard_grams,
+    hals_factor_update,
+    inverse_psd,
+    normalize_factor,
+)
 from tensorpar.mttkrp import mttkrp_reference
 
 

@@ -13,21 +13,21 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any, Callable, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
 from .._validation import REAL_DTYPES, as_float_array, check_finite, check_positive_int
+from ..dense import tensor_norm
+from ..mttkrp import mttkrp_sweep
 from .checkpoint import CPALSState, load_checkpoint, save_checkpoint
 from .fit import cp_fit, has_converged
 from .init import initialize_cp
 from .result import CPALSResult, StopReason, progress_line
 from .tensor import CPTensor
-from .update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
-                        normalize_factor)
-from ..dense import tensor_norm
-from ..mttkrp import mttkrp_sweep
+from .update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
 
 __all__ = ["cp_als", "als_iteration", "initial_state"]
 

@@ -19,7 +19,8 @@ difference from rounding). The inner product is a sum over the rows of
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .._backend import get_array_module
 from .update import hadamard_grams

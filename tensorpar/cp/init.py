@@ -10,7 +10,8 @@ ranks (each rank draws the full factors and keeps its rows).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 

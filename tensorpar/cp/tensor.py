@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class CPTensor:
     def __repr__(self) -> str:
         return f"CPTensor(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"
 
-    def copy(self) -> "CPTensor":
+    def copy(self) -> CPTensor:
         """Deep copy."""
         return CPTensor([f.copy() for f in self.factors], self.weights.copy())
 
@@ -137,7 +138,7 @@ class CPTensor:
         xp = get_array_module(M)
         return (xp.sum(M * self.factors[0].conj(), axis=0) @ self.weights.conj()).item()
 
-    def normalize(self) -> "CPTensor":
+    def normalize(self) -> CPTensor:
         """Return an equivalent CPTensor whose factor columns have unit 2-norm.
 
         The column norms are absorbed into the weights. Zero columns stay zero
@@ -153,7 +154,7 @@ class CPTensor:
             weights = weights * nrm
         return CPTensor(factors, weights)
 
-    def factor_match_score(self, other: "CPTensor", weight_penalty: bool = True) -> float:
+    def factor_match_score(self, other: CPTensor, weight_penalty: bool = True) -> float:
         """Factor match score (FMS) between two CP tensors of the same shape and rank.
 
         Components are paired by the best permutation (Hungarian algorithm on
@@ -196,7 +197,7 @@ class CPTensor:
         return cp_to_tensorly(self)
 
     @classmethod
-    def from_tensorly(cls, cp: Any) -> "CPTensor":
+    def from_tensorly(cls, cp: Any) -> CPTensor:
         """Build from a tensorly CPTensor or a ``(weights, factors)`` pair."""
         from .interop import cp_from_tensorly
 
@@ -209,7 +210,7 @@ class CPTensor:
         return cp_to_pyttb(self)
 
     @classmethod
-    def from_pyttb(cls, kt: Any) -> "CPTensor":
+    def from_pyttb(cls, kt: Any) -> CPTensor:
         """Build from a :class:`pyttb.ktensor`."""
         from .interop import cp_from_pyttb
 

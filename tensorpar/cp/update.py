@@ -27,7 +27,8 @@ zero weight and are left unscaled.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,17 +10,27 @@ not caught on some rank (see :mod:`tensorpar.distributed.errors`).
 from __future__ import annotations
 
 from . import comm
+from .comm import check_all
 from .cp import DistCPModel, cp_als
 from .dist_tensor import DistTensor
-from .tt.tensor import (DistTTTensor, dist_tt_add, dist_tt_dot, dist_tt_hadamard, dist_tt_log_norm,
-                      dist_tt_norm, dist_tt_orthogonalize, dist_tt_round, dist_tt_scale,
-                      dist_tt_sub, dist_ttm_matvec)
-from .tsqr import tsqr
-from .comm import check_all
-from .tt.svd import dist_tt_svd
 from .errors import _install_by_default, collective_guard
 from .grid import ProcessGrid, choose_grid, grid_cost
 from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_rows
+from .tsqr import tsqr
+from .tt.svd import dist_tt_svd
+from .tt.tensor import (
+                      DistTTTensor,
+                      dist_tt_add,
+                      dist_tt_dot,
+                      dist_tt_hadamard,
+                      dist_tt_log_norm,
+                      dist_tt_norm,
+                      dist_tt_orthogonalize,
+                      dist_tt_round,
+                      dist_tt_scale,
+                      dist_tt_sub,
+                      dist_ttm_matvec,
+)
 
 __all__ = [
     "DistCPModel",

@@ -45,8 +45,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def _import_mpi() -> Any:
     return MPI
 
 
-def resolve_comm(comm: "MPI.Comm | None" = None) -> "MPI.Intracomm":
+def resolve_comm(comm: MPI.Comm | None = None) -> MPI.Intracomm:
     """Return ``comm``, or ``MPI.COMM_WORLD`` when it is None.
 
     The world communicator is looked up on every call, never stored at import,
@@ -240,7 +241,7 @@ def _check_counts(counts: Sequence[int], size: int, name: str = "counts") -> lis
 
 
 # --- collectives ---------------------------------------------------------------
-def allreduce(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum") -> Any:
+def allreduce(comm: MPI.Comm | None, x: Any, op: ReduceOp = "sum") -> Any:
     """Reduce ``x`` over all ranks; every rank gets the result (a new array, same shape).
 
     Counted bytes: ``x.nbytes``.
@@ -257,7 +258,7 @@ def allreduce(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum") -> Any:
     return _like(out, x_arr).reshape(x_arr.shape)
 
 
-def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],
+def reduce_scatter(comm: MPI.Comm | None, x: Any, counts: Sequence[int],
                    op: ReduceOp = "sum", axis: int = 0) -> Any:
     """Sum ``x`` over ranks and give rank ``r`` rows ``[sum(counts[:r]), sum(counts[:r+1]))``.
 
@@ -290,7 +291,7 @@ def reduce_scatter(comm: "MPI.Comm | None", x: Any, counts: Sequence[int],
     return _restore(_like(out, x), axis)
 
 
-def reduce_scatter_block(comm: "MPI.Comm | None", x: Any, op: ReduceOp = "sum",
+def reduce_scatter_block(comm: MPI.Comm | None, x: Any, op: ReduceOp = "sum",
                          axis: int = 0) -> Any:
     """:func:`reduce_scatter` with equal parts: ``x`` has ``size * m`` rows, each rank gets ``m``.
 
@@ -323,7 +324,7 @@ def _gathered_counts(comm: Any, rows: int, counts: Sequence[int] | None) -> list
     return [int(c) for c in allgather_object(comm, rows)]
 
 
-def allgatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = None,
+def allgatherv(comm: MPI.Comm | None, x: Any, counts: Sequence[int] | None = None,
                axis: int = 0) -> Any:
     """Concatenate every rank's ``x`` along ``axis`` in rank order, on every rank.
 
@@ -349,7 +350,7 @@ def allgatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = N
     return _restore(_like(out, x), axis)
 
 
-def bcast(comm: "MPI.Comm | None", x: Any = None, root: int = 0, *,
+def bcast(comm: MPI.Comm | None, x: Any = None, root: int = 0, *,
           shape: Sequence[int] | None = None, dtype: Any = None) -> Any:
     """Broadcast array ``x`` from ``root`` (other ranks' ``x`` is ignored) and return it.
 
@@ -383,7 +384,7 @@ def _to_device(y: Any) -> Any:
     return cupy.asarray(y)
 
 
-def gatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = None,
+def gatherv(comm: MPI.Comm | None, x: Any, counts: Sequence[int] | None = None,
             root: int = 0, axis: int = 0) -> Any:
     """Concatenate every rank's ``x`` along ``axis`` on ``root``; None elsewhere.
 
@@ -406,7 +407,7 @@ def gatherv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int] | None = None
     return None
 
 
-def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int = 0,
+def scatterv(comm: MPI.Comm | None, x: Any, counts: Sequence[int], root: int = 0,
              axis: int = 0) -> Any:
     """Split ``x`` (read on ``root`` only) along ``axis`` in ``counts`` rows per rank.
 
@@ -439,7 +440,7 @@ def scatterv(comm: "MPI.Comm | None", x: Any, counts: Sequence[int], root: int =
     return _restore(_to_device(out) if on_device else out, axis)
 
 
-def any_true(comm: "MPI.Comm | None", flag: bool) -> bool:
+def any_true(comm: MPI.Comm | None, flag: bool) -> bool:
     """True on every rank when ``flag`` is True on any rank (a collective decision).
 
     One one-integer ``Allreduce``, counted as ``"meta"``: use it wherever
@@ -455,7 +456,7 @@ def any_true(comm: "MPI.Comm | None", flag: bool) -> bool:
     return bool(out[0])
 
 
-def bcast_object(comm: "MPI.Comm | None", obj: Any, root: int = 0) -> Any:
+def bcast_object(comm: MPI.Comm | None, obj: Any, root: int = 0) -> Any:
     """Broadcast a small picklable object (shapes, flags, an exception); counted as ``"meta"``.
 
     Never use it for array data: that is what :func:`bcast` is for.
@@ -467,7 +468,7 @@ def bcast_object(comm: "MPI.Comm | None", obj: Any, root: int = 0) -> Any:
     return comm.bcast(obj, root=root)
 
 
-def allgather_object(comm: "MPI.Comm | None", obj: Any) -> list[Any]:
+def allgather_object(comm: MPI.Comm | None, obj: Any) -> list[Any]:
     """Every rank's small picklable object, in rank order; counted as ``"meta"``."""
     comm = resolve_comm(comm)
     if comm.Get_size() == 1:
@@ -476,7 +477,7 @@ def allgather_object(comm: "MPI.Comm | None", obj: Any) -> list[Any]:
     return comm.allgather(obj)
 
 
-def check_all(comm: "MPI.Comm | None", ok: bool, msg: str = "",
+def check_all(comm: MPI.Comm | None, ok: bool, msg: str = "",
               exc_type: type[Exception] = ValueError) -> None:
     """Collective check: raise ``exc_type`` on **every** rank when ``ok`` is False on any.
 
@@ -538,7 +539,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def agree(comm: "MPI.Comm | None", values: dict[str, Any] | None = None, *,
+def agree(comm: MPI.Comm | None, values: dict[str, Any] | None = None, *,
           error: BaseException | None = None) -> None:
     """Collective entry check: local validation passed everywhere and ranks hold equal values.
 
@@ -608,7 +609,7 @@ def agree(comm: "MPI.Comm | None", values: dict[str, Any] | None = None, *,
 _TYPECHARS = "fdFD"
 
 
-def send(comm: "MPI.Comm | None", x: Any, dest: int, tag: int = 0) -> None:
+def send(comm: MPI.Comm | None, x: Any, dest: int, tag: int = 0) -> None:
     """Send array ``x`` to ``dest``; a small header carries its shape and dtype.
 
     Counted bytes: ``x.nbytes`` under ``"Send"`` (the header as ``"meta"``).
@@ -625,7 +626,7 @@ def send(comm: "MPI.Comm | None", x: Any, dest: int, tag: int = 0) -> None:
     _record(comm, "Send", buf.nbytes)
 
 
-def recv(comm: "MPI.Comm | None", source: int, tag: int = 0) -> np.ndarray:
+def recv(comm: MPI.Comm | None, source: int, tag: int = 0) -> np.ndarray:
     """Receive an array sent by :func:`send` (a host numpy array). Counted bytes: its size."""
     comm = resolve_comm(comm)
     n = np.empty(1, dtype=np.int64)
@@ -670,7 +671,7 @@ def tree_schedule(size: int, rank: int, root: int = 0) -> list[tuple[int, Litera
     return steps
 
 
-def tree_reduce(comm: "MPI.Comm | None", x: Any, combine: Callable[[Any, Any], Any],
+def tree_reduce(comm: MPI.Comm | None, x: Any, combine: Callable[[Any, Any], Any],
                 root: int = 0, tag: int = 77) -> Any:
     """Reduce arrays up a binomial tree with ``combine(mine, partners)`` (e.g. a TSQR step).
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,11 +35,16 @@ from ..cp.fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms
 from ..cp.init import initialize_cp
 from ..cp.result import CPALSResult, StopReason, progress_line
 from ..cp.tensor import CPTensor
-from ..cp.update import (als_factor_update, gram, hadamard_grams, hals_factor_update,
-                         normalize_factor)
+from ..cp.update import (
+    als_factor_update,
+    gram,
+    hadamard_grams,
+    hals_factor_update,
+    normalize_factor,
+)
 from . import comm as C
-from .dist_tensor import DistTensor
 from .comm import check_all
+from .dist_tensor import DistTensor
 from .errors import collective_guard
 from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,7 +99,7 @@ class DistTensor:
     # -- constructors -------------------------------------------------------
     @classmethod
     def from_local(cls, local: Any, shape: Sequence[int], grid: Any = None,
-                   comm: "MPI.Comm | None" = None) -> "DistTensor":
+                   comm: MPI.Comm | None = None) -> DistTensor:
         """Wrap blocks that the ranks already hold (checked collectively)."""
         shape = tuple(check_positive_int(s, "shape entries") for s in shape)
         g, owned = _make_grid(shape, grid, comm)
@@ -108,8 +109,8 @@ class DistTensor:
         return out
 
     @classmethod
-    def scatter(cls, X: Any, grid: Any = None, comm: "MPI.Comm | None" = None,
-                root: int = 0) -> "DistTensor":
+    def scatter(cls, X: Any, grid: Any = None, comm: MPI.Comm | None = None,
+                root: int = 0) -> DistTensor:
         """Distribute the tensor ``X`` held by ``root`` (other ranks pass None).
 
         The root packs the blocks in rank order and sends them with one
@@ -141,7 +142,7 @@ class DistTensor:
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], shape: Sequence[int], grid: Any = None,
-                      comm: "MPI.Comm | None" = None, dtype: Any = np.float64) -> "DistTensor":
+                      comm: MPI.Comm | None = None, dtype: Any = np.float64) -> DistTensor:
         """Each rank evaluates ``fn(i_0, ..., i_{N-1})`` on its block's **global** indices.
 
         ``fn`` receives open-mesh integer arrays (as :func:`numpy.ix_` makes
@@ -159,8 +160,8 @@ class DistTensor:
         return cls(local, shape, g, owned)
 
     @classmethod
-    def from_cp(cls, cp: "CPTensor", grid: Any = None,
-                comm: "MPI.Comm | None" = None) -> "DistTensor":
+    def from_cp(cls, cp: CPTensor, grid: Any = None,
+                comm: MPI.Comm | None = None) -> DistTensor:
         """Each rank forms its block of the CP tensor ``cp`` (replicated on every rank)."""
         from ..cp.tensor import CPTensor
 
@@ -172,8 +173,8 @@ class DistTensor:
         return cls(block.to_dense(), cp.shape, g, owned)
 
     @classmethod
-    def from_npy(cls, path: "str | os.PathLike[str]", grid: Any = None,
-                 comm: "MPI.Comm | None" = None) -> "DistTensor":
+    def from_npy(cls, path: str | os.PathLike[str], grid: Any = None,
+                 comm: MPI.Comm | None = None) -> DistTensor:
         """Each rank memory-maps the ``.npy`` file and reads only its own block."""
         comm = grid.comm if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
         with collective_guard(comm, ValueError):
@@ -188,8 +189,8 @@ class DistTensor:
         return cls(local, shape, g, owned)
 
     @classmethod
-    def from_hdf5(cls, path: "str | os.PathLike[str]", dataset: str, grid: Any = None,
-                  comm: "MPI.Comm | None" = None) -> "DistTensor":
+    def from_hdf5(cls, path: str | os.PathLike[str], dataset: str, grid: Any = None,
+                  comm: MPI.Comm | None = None) -> DistTensor:
         """Each rank reads only its own block (a hyperslab) of an HDF5 dataset.
 
         Needs h5py (``pip install 'tensorpar[hdf5]'``); the file is opened
@@ -244,7 +245,7 @@ class DistTensor:
         sq = xp.vdot(self.local.ravel(), self.local.ravel()).real
         return float(np.sqrt(float(C.allreduce(self.grid.cart, xp.reshape(xp.asarray(sq), (1,)))[0])))
 
-    def inner(self, other: "DistTensor") -> float | complex:
+    def inner(self, other: DistTensor) -> float | complex:
         """``sum conj(self) * other`` over all entries (one allreduce of a scalar)."""
         if not isinstance(other, DistTensor):
             raise TypeError(f"other must be a DistTensor, got {type(other).__name__}")
@@ -262,7 +263,7 @@ class DistTensor:
             self.grid.free()
             self._owns_grid = False
 
-    def __enter__(self) -> "DistTensor":
+    def __enter__(self) -> DistTensor:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -25,8 +25,9 @@ import contextlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .comm import check_all, resolve_comm
 
@@ -38,7 +39,7 @@ __all__ = ["collective_guard", "abort_hook", "install_abort_hook",
 
 
 @contextlib.contextmanager
-def collective_guard(comm: "MPI.Comm | None",
+def collective_guard(comm: MPI.Comm | None,
                      exc_type: type[Exception] = RuntimeError) -> Iterator[None]:
     """Run a block of local work so that an exception on one rank is raised on all.
 

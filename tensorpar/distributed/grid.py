@@ -15,7 +15,8 @@ sub-block of :func:`owned_bounds`.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .._validation import check_positive_int
 from .comm import resolve_comm
@@ -163,7 +164,7 @@ class ProcessGrid:
     ``with`` block).
     """
 
-    def __init__(self, dims: Sequence[int], comm: "MPI.Comm | None" = None) -> None:
+    def __init__(self, dims: Sequence[int], comm: MPI.Comm | None = None) -> None:
         comm = resolve_comm(comm)
         if not isinstance(dims, (list, tuple)) or len(dims) == 0:
             raise TypeError(f"dims must be a non-empty sequence of ints, got {dims!r}")
@@ -184,8 +185,8 @@ class ProcessGrid:
             self._slices.append(sub)
 
     @classmethod
-    def for_shape(cls, shape: Sequence[int], comm: "MPI.Comm | None" = None,
-                  rank: int = 1) -> "ProcessGrid":
+    def for_shape(cls, shape: Sequence[int], comm: MPI.Comm | None = None,
+                  rank: int = 1) -> ProcessGrid:
         """The grid :func:`choose_grid` picks for ``shape`` on ``comm``."""
         comm = resolve_comm(comm)
         return cls(choose_grid(shape, comm.Get_size(), rank), comm)
@@ -204,7 +205,7 @@ class ProcessGrid:
         """This rank's rank in :attr:`cart` (equal to its rank in the parent comm)."""
         return int(self.cart.Get_rank())
 
-    def slice_comm(self, mode: int) -> "MPI.Cartcomm":
+    def slice_comm(self, mode: int) -> MPI.Cartcomm:
         """Ranks sharing this rank's coordinate in ``mode`` (size ``P / P_mode``)."""
         self._check_alive()
         return self._slices[mode]
@@ -232,7 +233,7 @@ class ProcessGrid:
         self.cart.Free()
         self.cart = None
 
-    def __enter__(self) -> "ProcessGrid":
+    def __enter__(self) -> ProcessGrid:
         return self
 
     def __exit__(self, *exc: Any) -> None:

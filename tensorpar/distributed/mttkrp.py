@@ -23,14 +23,15 @@ the same slice refreshes the factor block (:func:`dist_mttkrp_sweep`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._backend import Engine, get_array_module
 from ..mttkrp import mttkrp as _local_mttkrp
 from ..mttkrp import mttkrp_sweep as _local_sweep
 from . import comm as C
-from .dist_tensor import DistTensor
 from .comm import check_all
+from .dist_tensor import DistTensor
 from .grid import block_sizes, owned_bounds
 
 __all__ = ["factor_blocks", "owned_rows", "owned_counts", "dist_mttkrp", "dist_mttkrp_sweep",

@@ -18,7 +18,8 @@ edges: ``O(log2 P)`` messages of ``n^2`` words, the choice for large ``P``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._backend import get_array_module
 from .._linalg import ct, matmul, qr
@@ -32,7 +33,7 @@ _TAG_UP, _TAG_DOWN = 7101, 7102
 __all__ = ["tsqr", "orth_left_core", "orth_right_rows", "rows_to_right_core"]
 
 
-def tsqr(comm: "MPI.Comm | None", a: Any, rows: Sequence[int],
+def tsqr(comm: MPI.Comm | None, a: Any, rows: Sequence[int],
          tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """Reduced QR of the row-distributed matrix ``A = [A_0; ...; A_{P-1}]``.
 
@@ -106,7 +107,7 @@ def _tsqr_binomial(comm: Any, q1: Any, r1: Any) -> tuple[Any, Any]:
     return matmul(q1, B), r
 
 
-def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int],
+def orth_left_core(comm: MPI.Comm | None, core: Any, counts: Sequence[int],
                    tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """Left-orthonormalize a core split along its mode index: ``core = Q R`` over the ranks.
 
@@ -131,7 +132,7 @@ def orth_left_core(comm: "MPI.Comm | None", core: Any, counts: Sequence[int],
     return xp.ascontiguousarray(Q.reshape(m, r, Q.shape[1]).transpose(1, 0, 2)), R
 
 
-def orth_right_rows(comm: "MPI.Comm | None", core: Any, counts: Sequence[int],
+def orth_right_rows(comm: MPI.Comm | None, core: Any, counts: Sequence[int],
                     tree: Literal["flat", "binomial"] = "flat") -> tuple[Any, Any]:
     """TSQR of the conjugate transpose of a core's right unfolding ``M`` (``r x (n q)``).
 

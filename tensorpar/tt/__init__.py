@@ -13,8 +13,17 @@ from __future__ import annotations
 
 from .construct import tt_from_function, tt_svd
 from .matrix import TTMatrix, ttm_matmat, ttm_matvec
-from .ops import (tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale, tt_sub,
-                  tt_sum)
+from .ops import (
+                  tt_add,
+                  tt_dot,
+                  tt_hadamard,
+                  tt_log_dot,
+                  tt_log_norm,
+                  tt_norm,
+                  tt_scale,
+                  tt_sub,
+                  tt_sum,
+)
 from .orth import tt_orthogonalize, tt_orthonormalize
 from .rounding import tt_round, tt_round_sum
 from .tensor import TTTensor, random_tt

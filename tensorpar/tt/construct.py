@@ -10,12 +10,12 @@ singular values) gives ``||X - TT|| <= eps ||X||_F``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._backend import get_array_module
-from .._validation import check_eps, check_max_rank
 from .._linalg import left_svd
-from .._validation import as_float_array, check_finite
+from .._validation import as_float_array, check_eps, check_finite, check_max_rank
 from .tensor import TTTensor
 
 __all__ = ["tt_svd", "tt_from_function"]

@@ -11,13 +11,13 @@ with row and column multi-indices both in C order (the last mode fastest).
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 from .._backend import get_array_module
-from .._validation import check_same_shape
-from .._validation import as_float_array, check_core_chain, check_positive_int
+from .._validation import as_float_array, check_core_chain, check_positive_int, check_same_shape
 from .tensor import TTTensor
 
 __all__ = ["TTMatrix", "ttm_matvec", "ttm_matmat", "ttm_matvec_core"]
@@ -93,7 +93,7 @@ class TTMatrix:
                 f"ranks={self.ranks}, dtype={self.dtype})")
 
     @property
-    def T(self) -> "TTMatrix":
+    def T(self) -> TTMatrix:
         """Transpose (not conjugated): cores with the row and column modes swapped."""
         xp = get_array_module(*self.cores)
         return TTMatrix([xp.ascontiguousarray(c.transpose(0, 2, 1, 3)) for c in self.cores])
@@ -104,7 +104,7 @@ class TTMatrix:
                          for c in self.cores])
 
     @classmethod
-    def from_tt(cls, tt: TTTensor, row_shape: Sequence[int], col_shape: Sequence[int]) -> "TTMatrix":
+    def from_tt(cls, tt: TTTensor, row_shape: Sequence[int], col_shape: Sequence[int]) -> TTMatrix:
         """Inverse of :meth:`as_tt`: split mode ``k`` of size ``m_k n_k`` into ``(m_k, n_k)``."""
         row_shape, col_shape = _check_shapes(row_shape, col_shape)
         want = tuple(m * n for m, n in zip(row_shape, col_shape))
@@ -124,7 +124,7 @@ class TTMatrix:
 
     @classmethod
     def from_dense(cls, A: Any, row_shape: Sequence[int], col_shape: Sequence[int],
-                   eps: float = 1e-12, max_rank: int | None = None) -> "TTMatrix":
+                   eps: float = 1e-12, max_rank: int | None = None) -> TTMatrix:
         """TT-matrix of a dense matrix by TT-SVD of its mode-interleaved reshaping.
 
         Parameters
@@ -150,7 +150,7 @@ class TTMatrix:
                            row_shape, col_shape)
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
-              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTMatrix":
+              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> TTMatrix:
         """Round the cores as a TT tensor; see :func:`tensorpar.tt_round`."""
         return TTMatrix.from_tt(self.as_tt().round(eps, max_rank, method, **options),
                                 self.row_shape, self.col_shape)

@@ -33,10 +33,11 @@ logarithm, so it works for thousands of cores.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
-from .._validation import check_eps, check_max_rank
 from .._linalg import gram_cholesky, matmul, norm, orth, truncated_svd
+from .._validation import check_eps, check_max_rank
 from .orth import absorb_left, absorb_right, apply_log_scale
 from .tensor import TTTensor
 

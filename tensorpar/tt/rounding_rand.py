@@ -20,7 +20,8 @@ block-diagonal cores of the sum are never formed, and the cost is
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

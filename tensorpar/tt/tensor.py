@@ -8,7 +8,8 @@ the operators and methods of :class:`TTTensor` delegate to them.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class TTTensor:
     def __repr__(self) -> str:
         return f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={self.dtype})"
 
-    def copy(self) -> "TTTensor":
+    def copy(self) -> TTTensor:
         """Deep copy."""
         return TTTensor([c.copy() for c in self.cores])
 
@@ -147,7 +148,7 @@ class TTTensor:
 
     # -- construction ---------------------------------------------------------
     @classmethod
-    def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> "TTTensor":
+    def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
         """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`."""
         from .construct import tt_svd
 
@@ -155,21 +156,21 @@ class TTTensor:
 
     @classmethod
     def from_function(cls, f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
-                      max_rank: int | None = None) -> "TTTensor":
+                      max_rank: int | None = None) -> TTTensor:
         """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`."""
         from .construct import tt_from_function
 
         return tt_from_function(f, grids, eps=eps, max_rank=max_rank)
 
     # -- operators ------------------------------------------------------------
-    def _constant(self, value: Any) -> "TTTensor":
+    def _constant(self, value: Any) -> TTTensor:
         xp = get_array_module(*self.cores)
         dtype = np.result_type(self.dtype, type(value))
         cores = [xp.ones((1, n, 1), dtype=dtype) for n in self.shape]
         cores[0] = cores[0] * value
         return TTTensor(cores)
 
-    def __add__(self, other: Any) -> "TTTensor":
+    def __add__(self, other: Any) -> TTTensor:
         from .ops import tt_add
 
         if isinstance(other, _SCALARS):
@@ -180,7 +181,7 @@ class TTTensor:
 
     __radd__ = __add__
 
-    def __sub__(self, other: Any) -> "TTTensor":
+    def __sub__(self, other: Any) -> TTTensor:
         from .ops import tt_sub
 
         if isinstance(other, _SCALARS):
@@ -189,17 +190,17 @@ class TTTensor:
             return NotImplemented
         return tt_sub(self, other)
 
-    def __rsub__(self, other: Any) -> "TTTensor":
+    def __rsub__(self, other: Any) -> TTTensor:
         if not isinstance(other, _SCALARS):
             return NotImplemented
         return self._constant(other) - self
 
-    def __neg__(self) -> "TTTensor":
+    def __neg__(self) -> TTTensor:
         from .ops import tt_scale
 
         return tt_scale(self, -1.0)
 
-    def __mul__(self, other: Any) -> "TTTensor":
+    def __mul__(self, other: Any) -> TTTensor:
         from .ops import tt_hadamard, tt_scale
 
         if isinstance(other, TTTensor):
@@ -210,7 +211,7 @@ class TTTensor:
 
     __rmul__ = __mul__
 
-    def __truediv__(self, other: Any) -> "TTTensor":
+    def __truediv__(self, other: Any) -> TTTensor:
         from .ops import tt_scale
 
         if not isinstance(other, _SCALARS):
@@ -220,13 +221,13 @@ class TTTensor:
         return tt_scale(self, 1.0 / other)
 
     # -- methods delegating to the function modules ---------------------------
-    def hadamard(self, other: "TTTensor", engine: Engine = "auto") -> "TTTensor":
+    def hadamard(self, other: TTTensor, engine: Engine = "auto") -> TTTensor:
         """Entrywise product; see :func:`tensorpar.tt_hadamard`."""
         from .ops import tt_hadamard
 
         return tt_hadamard(self, other, engine=engine)
 
-    def dot(self, other: "TTTensor") -> float | complex:
+    def dot(self, other: TTTensor) -> float | complex:
         """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
         from .ops import tt_dot
 
@@ -244,14 +245,14 @@ class TTTensor:
 
         return tt_log_norm(self, method=method)
 
-    def orthogonalize(self, direction: Literal["left", "right"] = "left") -> "TTTensor":
+    def orthogonalize(self, direction: Literal["left", "right"] = "left") -> TTTensor:
         """QR sweep; see :func:`tensorpar.tt_orthogonalize`."""
         from .orth import tt_orthogonalize
 
         return tt_orthogonalize(self, direction)
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
-              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> "TTTensor":
+              method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> TTTensor:
         """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`."""
         from .rounding import tt_round
 

@@ -10,7 +10,14 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from tensorpar.distributed.grid import (  # noqa: E402
-    ProcessGrid, _factorizations, block_bounds, block_sizes, choose_grid, grid_cost, owned_bounds)
+    ProcessGrid,
+    _factorizations,
+    block_bounds,
+    block_sizes,
+    choose_grid,
+    grid_cost,
+    owned_bounds,
+)
 
 pytestmark = pytest.mark.mpi
 

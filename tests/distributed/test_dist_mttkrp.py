@@ -7,12 +7,18 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from tensorpar.mttkrp import mttkrp_reference  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.distributed.dist_tensor import DistTensor  # noqa: E402
 from tensorpar.distributed.grid import ProcessGrid, choose_grid  # noqa: E402
 from tensorpar.distributed.mttkrp import (  # noqa: E402
-    allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_counts, owned_rows)
+    allgather_factor,
+    dist_mttkrp,
+    dist_mttkrp_sweep,
+    factor_blocks,
+    owned_counts,
+    owned_rows,
+)
+from tensorpar.mttkrp import mttkrp_reference  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 

@@ -9,15 +9,31 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from tensorpar import (random_tt, tt_add, tt_dot, tt_hadamard, tt_log_norm, tt_norm,  # noqa: E402
-                       tt_round, tt_scale, tt_sub, TTTensor)
+from tensorpar import (  # noqa: E402  # noqa: E402
+    TTMatrix,
+    TTTensor,
+    random_tt,
+    tt_add,
+    tt_dot,
+    tt_hadamard,
+    tt_log_norm,
+    tt_norm,
+    tt_round,
+    tt_scale,
+    tt_sub,
+    ttm_matvec,
+)
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar import TTMatrix, ttm_matvec  # noqa: E402
-from tensorpar.distributed.tt.tensor import (DistTTTensor, dist_tt_dot, dist_tt_round,  # noqa: E402
-                                           dist_tt_log_norm, dist_tt_orthogonalize,
-                                           dist_ttm_matvec)
 from tensorpar.distributed.grid import block_bounds  # noqa: E402
 from tensorpar.distributed.tsqr import tsqr  # noqa: E402
+from tensorpar.distributed.tt.tensor import (  # noqa: E402
+    DistTTTensor,
+    dist_tt_dot,
+    dist_tt_log_norm,
+    dist_tt_orthogonalize,
+    dist_tt_round,
+    dist_ttm_matvec,
+)
 
 pytestmark = pytest.mark.mpi
 

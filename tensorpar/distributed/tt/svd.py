@@ -38,8 +38,8 @@ from ..._validation import check_eps, check_max_rank
 from ...tt.tensor import TTTensor
 from .. import comm as C
 from ..dist_tensor import DistTensor
-from .tensor import DistTTTensor
 from ..grid import block_sizes
+from .tensor import DistTTTensor
 
 __all__ = ["dist_tt_svd"]
 

@@ -33,23 +33,30 @@ Costs and messages (``r`` the TT rank, ``n`` the mode size):
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..._backend import Engine, get_array_module
-from ..._validation import SUPPORTED_DTYPES, check_positive_int
-from ..._validation import check_eps, check_max_rank, check_same_shape, check_scalar
 from ..._linalg import ct, matmul, norm, truncated_svd
+from ..._validation import (
+    SUPPORTED_DTYPES,
+    check_eps,
+    check_max_rank,
+    check_positive_int,
+    check_same_shape,
+    check_scalar,
+)
+from ...tt.matrix import TTMatrix, ttm_matvec_core
 from ...tt.ops import _position, add_cores, hadamard_core, scaled_chain
 from ...tt.orth import absorb_left, absorb_right, apply_log_scale
-from ...tt.matrix import TTMatrix, ttm_matvec_core
 from ...tt.rounding_gram import _bond_transforms, gram_left, gram_step_right
 from ...tt.rounding_rand import sketch_step_right
 from ...tt.tensor import TTTensor, random_tt
 from ..comm import allgatherv, allreduce, bcast_object, resolve_comm, scatterv
 from ..grid import block_bounds, block_sizes
-from ..tsqr import tsqr, orth_left_core, orth_right_rows, rows_to_right_core
+from ..tsqr import orth_left_core, orth_right_rows, rows_to_right_core, tsqr
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -91,7 +98,7 @@ class DistTTTensor:
     """
 
     def __init__(self, local_cores: Sequence[Any], shape: Sequence[int],
-                 comm: "MPI.Comm | None" = None) -> None:
+                 comm: MPI.Comm | None = None) -> None:
         from ..comm import check_all
 
         comm = resolve_comm(comm)
@@ -108,14 +115,14 @@ class DistTTTensor:
         self.counts = [block_sizes(n, comm.Get_size()) for n in shape]
 
     @classmethod
-    def _wrap(cls, cores: list[Any], shape: tuple[int, ...], comm: Any) -> "DistTTTensor":
+    def _wrap(cls, cores: list[Any], shape: tuple[int, ...], comm: Any) -> DistTTTensor:
         out = cls.__new__(cls)
         out._set(cores, shape, comm)
         return out
 
     @classmethod
-    def scatter(cls, tt: TTTensor | None, comm: "MPI.Comm | None" = None,
-                root: int = 0) -> "DistTTTensor":
+    def scatter(cls, tt: TTTensor | None, comm: MPI.Comm | None = None,
+                root: int = 0) -> DistTTTensor:
         """Split the serial ``tt`` (read on ``root`` only) over ``comm``.
 
         One small metadata broadcast (shape; an error found on ``root``),
@@ -139,7 +146,7 @@ class DistTTTensor:
 
     @classmethod
     def from_core_function(cls, f: Callable[[int, np.ndarray], Any], shape: Sequence[int],
-                           comm: "MPI.Comm | None" = None) -> "DistTTTensor":
+                           comm: MPI.Comm | None = None) -> DistTTTensor:
         """Build each rank's slices from a function of global mode indices; no array messages.
 
         Parameters
@@ -186,21 +193,21 @@ class DistTTTensor:
         return TTTensor([allgatherv(self.comm, c, counts=self.counts[k], axis=1)
                          for k, c in enumerate(self.local_cores)])
 
-    def __add__(self, other: "DistTTTensor") -> "DistTTTensor":
+    def __add__(self, other: DistTTTensor) -> DistTTTensor:
         return dist_tt_add(self, other)
 
-    def __sub__(self, other: "DistTTTensor") -> "DistTTTensor":
+    def __sub__(self, other: DistTTTensor) -> DistTTTensor:
         return dist_tt_sub(self, other)
 
-    def __mul__(self, alpha: Any) -> "DistTTTensor":
+    def __mul__(self, alpha: Any) -> DistTTTensor:
         return dist_tt_scale(self, alpha)
 
     __rmul__ = __mul__
 
-    def hadamard(self, other: "DistTTTensor", engine: Engine = "auto") -> "DistTTTensor":
+    def hadamard(self, other: DistTTTensor, engine: Engine = "auto") -> DistTTTensor:
         return dist_tt_hadamard(self, other, engine)
 
-    def dot(self, other: "DistTTTensor") -> float | complex:
+    def dot(self, other: DistTTTensor) -> float | complex:
         return dist_tt_dot(self, other)
 
     def norm(self) -> float:
@@ -211,12 +218,12 @@ class DistTTTensor:
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", *, oversample: int = 10,
-              seed: Any = None, tree: Literal["flat", "binomial"] = "flat") -> "DistTTTensor":
+              seed: Any = None, tree: Literal["flat", "binomial"] = "flat") -> DistTTTensor:
         return dist_tt_round(self, eps, max_rank, method, oversample=oversample, seed=seed,
                              tree=tree)
 
     def orthogonalize(self, direction: Literal["left", "right"] = "left", *,
-                      tree: Literal["flat", "binomial"] = "flat") -> "DistTTTensor":
+                      tree: Literal["flat", "binomial"] = "flat") -> DistTTTensor:
         return dist_tt_orthogonalize(self, direction, tree=tree)
 
 
