@@ -1,0 +1,291 @@
+"""The module model of :mod:`tensorpar.nn`: parameters, modules, explicit backward.
+
+There is no autograd. Every layer is a :class:`Module` with two methods:
+
+``forward(x)``
+    computes the output and keeps, in ``self.cache``, what its backward
+    needs (inputs, activations, partial contractions);
+``backward(grad_out)``
+    takes the gradient of the loss with respect to the output, returns the
+    gradient with respect to the input and **adds** the parameter gradients
+    into each :class:`Parameter`'s ``grad`` (so gradients of several calls
+    accumulate until :meth:`Module.zero_grad`).
+
+Parameters and sub-modules are registered by assignment, in order, as in
+PyTorch, so :meth:`Module.named_parameters` and :meth:`Module.state_dict`
+use PyTorch's dotted names (``"0.weight"``, ``"layers.1.bias"``). Arrays may
+be numpy or cupy; the array module is read off the data, never global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._backend import get_array_module, to_numpy
+from .._typing import Array
+
+__all__ = ["Module", "Parameter", "Sequential", "load_state", "save_state"]
+
+
+class Parameter:
+    """A trainable array and the gradient accumulated for it.
+
+    Parameters
+    ----------
+    data : ndarray
+        The value (numpy or cupy, float32 or float64). It is kept, not copied.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = Parameter(np.ones((2, 3)))
+    >>> p.shape, float(p.grad.sum())
+    ((2, 3), 0.0)
+    """
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: Array) -> None:
+        if not hasattr(data, "dtype") or data.dtype.kind not in "fc":
+            raise TypeError(f"data must be a floating-point array, got {type(data).__name__}")
+        self.data = data
+        self.grad = get_array_module(data).zeros_like(data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class of every layer.
+
+    Subclasses call ``super().__init__()`` first, assign :class:`Parameter`
+    and :class:`Module` attributes (registered in order) and implement
+    :meth:`forward` and :meth:`backward`. ``self.cache`` holds what backward
+    needs; :meth:`saved_bytes` reports its size (the memory a layer keeps
+    between forward and backward).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Scale(Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.alpha = Parameter(np.array([2.0]))
+    ...     def forward(self, x):
+    ...         self.cache = {"x": x}
+    ...         return self.alpha.data * x
+    ...     def backward(self, g):
+    ...         self.alpha.grad += (g * self.cache["x"]).sum(keepdims=True).reshape(1)
+    ...         return self.alpha.data * g
+    >>> m = Scale()
+    >>> y = m(np.arange(3.0))
+    >>> m.backward(np.ones(3))
+    array([2., 2., 2.])
+    >>> [(name, p.grad) for name, p in m.named_parameters()]
+    [('alpha', array([3.]))]
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "cache", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}.__init__ must call super().__init__() before "
+                f"assigning {name!r}")
+        params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, Parameter):
+            params[name] = value
+        elif isinstance(value, Module):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    # --- computation -----------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Compute the output; keep what :meth:`backward` needs in ``self.cache``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, grad_out: Array) -> Any:
+        """Return the input gradient and accumulate the parameter gradients."""
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # --- traversal -------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Yield ``(name, module)`` for this module and every sub-module, depth first."""
+        yield prefix, self
+        for name, mod in self._modules.items():
+            yield from mod.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules, in registration order."""
+        yield from self._modules.values()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield ``(dotted name, parameter)`` in registration order (PyTorch's names)."""
+        for mod_name, mod in self.named_modules(prefix):
+            for name, p in mod._parameters.items():
+                yield (f"{mod_name}.{name}" if mod_name else name), p
+
+    def parameters(self) -> list[Parameter]:
+        """Every parameter, in the order of :meth:`named_parameters`."""
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self) -> int:
+        """Number of trainable scalars."""
+        return sum(p.size for p in self.parameters())
+
+    def zero_grad(self) -> None:
+        """Set every parameter gradient to zero (in place)."""
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def train(self, mode: bool = True) -> Module:
+        """Switch this module and its sub-modules to training (or evaluation) mode."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+        for _, mod in self.named_modules():
+            object.__setattr__(mod, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Switch to evaluation mode (dropout off); same as ``train(False)``."""
+        return self.train(False)
+
+    def saved_bytes(self) -> int:
+        """Bytes of the arrays this module and its sub-modules keep for backward."""
+        total = 0
+        for _, mod in self.named_modules():
+            for v in mod.cache.values():
+                items = v if isinstance(v, (list, tuple)) else [v]
+                total += sum(int(a.nbytes) for a in items if hasattr(a, "nbytes"))
+        return total
+
+    # --- state -----------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Host copies of every parameter, keyed by PyTorch-style dotted names."""
+        return {name: np.array(to_numpy(p.data)) for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy arrays into the parameters, checking names and shapes.
+
+        Parameters
+        ----------
+        state : dict of str to array
+            As returned by :meth:`state_dict` (or exported from PyTorch with
+            ``{k: v.numpy() for k, v in model.state_dict().items()}``).
+        strict : bool
+            When True, missing and unexpected keys raise a ValueError.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
+        params = dict(self.named_parameters())
+        missing = [k for k in params if k not in state]
+        unexpected = [k for k in state if k not in params]
+        if strict and (missing or unexpected):
+            raise ValueError(f"state does not match the module: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for name, p in params.items():
+            if name not in state:
+                continue
+            value = np.asarray(to_numpy(state[name]))
+            if tuple(value.shape) != p.shape:
+                raise ValueError(f"state[{name!r}] has shape {tuple(value.shape)}, "
+                                 f"the parameter has shape {p.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state[{name!r}] contains NaN or inf")
+            xp = get_array_module(p.data)
+            p.data[...] = xp.asarray(value, dtype=p.data.dtype)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={type(m).__name__}" for n, m in self._modules.items())
+        return f"{type(self).__name__}({inner})"
+
+
+class Sequential(Module):
+    """Modules applied in order; backward runs them in reverse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.nn import Linear, ReLU
+    >>> net = Sequential(Linear(4, 3, seed=0), ReLU(), Linear(3, 2, seed=1))
+    >>> y = net(np.ones((5, 4)))
+    >>> net.backward(np.ones_like(y)).shape
+    (5, 4)
+    >>> [name for name, _ in net.named_parameters()]
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    """
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"modules[{i}] must be a Module, got {type(m).__name__}")
+            setattr(self, str(i), m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def forward(self, x: Array) -> Array:
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, grad_out: Array) -> Array:
+        for m in reversed(list(self._modules.values())):
+            grad_out = m.backward(grad_out)
+        return grad_out
+
+
+_FORMAT = "tensorpar.nn.state/1"
+
+
+def save_state(module: Module, path: str | Path) -> None:
+    """Save ``module.state_dict()`` to an ``.npz`` file (no pickle).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from tensorpar.nn import Linear
+    >>> a, b = Linear(3, 2, seed=0), Linear(3, 2, seed=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
+    >>> save_state(a, path); load_state(b, path)
+    >>> bool(np.array_equal(a.weight.data, b.weight.data))
+    True
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"module must be a Module, got {type(module).__name__}")
+    state = module.state_dict()
+    np.savez(Path(path), __format__=np.array(_FORMAT), **state)
+
+
+def load_state(module: Module, path: str | Path, strict: bool = True) -> None:
+    """Load a state saved by :func:`save_state` into ``module`` (names and shapes checked)."""
+    with np.load(Path(path), allow_pickle=False) as f:
+        if "__format__" not in f.files or str(f["__format__"]) != _FORMAT:
+            raise ValueError(f"{path} is not a tensorpar.nn state file ({_FORMAT})")
+        state = {k: f[k] for k in f.files if k != "__format__"}
+    module.load_state_dict(state, strict=strict)
