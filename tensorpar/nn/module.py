@@ -97,6 +97,11 @@ class Module:
     [('alpha', array([3.]))]
     """
 
+    _parameters: dict[str, Parameter]
+    _modules: dict[str, Module]
+    training: bool
+    cache: dict[str, Any]
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
@@ -279,7 +284,8 @@ def save_state(module: Module, path: str | Path) -> None:
     if not isinstance(module, Module):
         raise TypeError(f"module must be a Module, got {type(module).__name__}")
     state = module.state_dict()
-    np.savez(Path(path), __format__=np.array(_FORMAT), **state)
+    state["__format__"] = np.array(_FORMAT)
+    np.savez(Path(path), **state)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
 
 
 def load_state(module: Module, path: str | Path, strict: bool = True) -> None:
