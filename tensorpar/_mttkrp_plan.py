@@ -1,8 +1,8 @@
 """Blocked MTTKRP: memory layout, the 1-step/2-step plan, the dimension-tree sweep.
 
 Written once against the array module ``xp`` (numpy or cupy) and two kernels
-of an engine (:mod:`tensorpar.kernels`): ``mttkrp_kr`` (a transposed partial
-Khatri-Rao product) and ``mttkrp`` (the multi-TTV). The GEMMs go to the BLAS
+of an engine (:mod:`tensorpar.kernels`): ``khatri_rao_t`` (a transposed partial
+Khatri-Rao product) and ``multi_ttv``. The GEMMs go to the BLAS
 through ``xp.matmul`` (OpenBLAS via numpy, cuBLAS via cupy).
 
 The tensor is read in its memory layout: its axes are ordered by decreasing
