@@ -30,10 +30,18 @@ def check_dtype(x: Any, name: str, allowed: Sequence[type] = SUPPORTED_DTYPES) -
 
 def as_float_array(x: Any, name: str, *, allowed: Sequence[type] = SUPPORTED_DTYPES,
                    min_ndim: int = 0, max_ndim: int | None = None) -> Any:
-    """Return ``x`` as a numpy/cupy array of a supported floating dtype.
+    """Return ``x`` as a numpy/cupy array of a supported floating dtype, in native byte order.
 
-    Lists and integer arrays are converted to float64. Other dtypes
-    (bool, object, float16, ...) raise a TypeError.
+    Lists and integer arrays are converted to float64. Non-native
+    (big-endian on x86) data -- from FITS, HDF5 or ``.npy`` files -- is
+    converted to native byte order, which the compiled kernels need. Other
+    dtypes (bool, object, float16, ...) raise a TypeError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_float_array(np.arange(3, dtype=">f8"), "x").dtype.isnative
+    True
     """
     xp = get_array_module(x)
     if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
@@ -43,6 +51,8 @@ def as_float_array(x: Any, name: str, *, allowed: Sequence[type] = SUPPORTED_DTY
             raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
+    elif not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
     check_dtype(x, name, allowed)
     if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
         want = f"{min_ndim}" if max_ndim == min_ndim else (
