@@ -123,6 +123,68 @@ def test_from_hdf5(comm, shared_dir):
         DistTensor.from_hdf5(path + ".nope", "x", comm=comm)
 
 
+@pytest.mark.parametrize("big", [">f8", ">f4"])
+def test_big_endian_files_are_read_in_native_order(comm, shared_dir, big):
+    X = _tensor((7, 4, 5)).astype(big)
+    path = os.path.join(shared_dir, "big.npy")
+    h5 = os.path.join(shared_dir, "big.h5")
+    if comm.rank == 0:
+        np.save(path, X)
+        try:
+            import h5py
+
+            with h5py.File(h5, "w") as f:
+                f.create_dataset("x", data=X)
+        except ImportError:
+            pass
+    comm.Barrier()
+    readers = [lambda: DistTensor.from_npy(path, comm=comm)]
+    if os.path.exists(h5):
+        readers.append(lambda: DistTensor.from_hdf5(h5, "x", comm=comm))
+    for read in readers:
+        with read() as T:
+            assert T.dtype.isnative and T.dtype == X.dtype.newbyteorder("=")
+            np.testing.assert_array_equal(T.local, _my_block(X, T))
+            full = T.gather()
+            if comm.rank == 0:
+                assert full.dtype.isnative
+                np.testing.assert_array_equal(full, X)
+            assert T.norm() == pytest.approx(float(np.linalg.norm(X.astype(np.float64))),
+                                             rel=1e-6)
+
+
+def test_scalar_empty_and_truncated_files_raise_value_errors(comm, shared_dir):
+    scalar, empty, cut = (os.path.join(shared_dir, n) for n in ("s.npy", "e.npy", "t.npy"))
+    if comm.rank == 0:
+        np.save(scalar, np.float64(3.0))
+        open(empty, "wb").close()
+        np.save(cut, np.ones((40, 30)))
+        with open(cut, "r+b") as f:
+            f.truncate(os.path.getsize(cut) // 2)
+    comm.Barrier()
+    with pytest.raises(ValueError, match=r"s\.npy' is 0-d \(a scalar\)"):
+        DistTensor.from_npy(scalar, comm=comm)
+    for path in (empty, cut):
+        with pytest.raises(ValueError, match=rf"cannot read '.*{os.path.basename(path)}' as a \.npy"):
+            DistTensor.from_npy(path, comm=comm)
+    with pytest.raises(ValueError, match=r"shape is \(\) \(a 0-d scalar\)"):
+        DistTensor.from_local(np.float64(1.0), (), comm=comm)
+
+
+def test_scalar_and_non_hdf5_files_raise_value_errors(comm, shared_dir):
+    h5py = pytest.importorskip("h5py")
+    path, empty = os.path.join(shared_dir, "s.h5"), os.path.join(shared_dir, "e.h5")
+    if comm.rank == 0:
+        with h5py.File(path, "w") as f:
+            f.create_dataset("s", data=2.0)
+        open(empty, "wb").close()
+    comm.Barrier()
+    with pytest.raises(ValueError, match="dataset 's' in .* is 0-d"):
+        DistTensor.from_hdf5(path, "s", comm=comm)
+    with pytest.raises(ValueError, match=r"cannot read '.*e\.h5' as an HDF5 file"):
+        DistTensor.from_hdf5(empty, "x", comm=comm)
+
+
 @pytest.mark.parametrize("shape", SHAPES[:2])
 def test_norm_and_inner(comm, shape):
     X, Y = _tensor(shape, 1), _tensor(shape, 2)
