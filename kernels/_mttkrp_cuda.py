@@ -7,6 +7,7 @@ algorithm run on cuBLAS through ``cupy.matmul`` in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ def _function(name: str, dtype: Any) -> Any:
     return cuda_module("mttkrp.cu", _NAMES).get_function(f"{name}<{_TYPES[np.dtype(dtype)]}>")
 
 
-def khatri_rao_t(mats: list, rank: int, dtype: Any) -> Any:
+def khatri_rao_t(mats: Sequence[Any], rank: int, dtype: Any) -> Any:
     """Transposed Khatri-Rao product on the GPU, shape ``(R, prod I_k)``, last matrix fastest."""
     import cupy
 

@@ -97,7 +97,7 @@ def get_array_module(*arrays: Any) -> ModuleType:
 def to_numpy(x: Any) -> np.ndarray:
     """Copy a numpy or cupy array to a host numpy array."""
     if is_cupy_array(x):
-        return x.get()
+        return np.asarray(x.get())
     return np.asarray(x)
 
 

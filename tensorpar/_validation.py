@@ -158,10 +158,10 @@ def check_eps(eps: Any, name: str = "eps") -> float:
     """Return ``eps`` as a float, raising unless it is a finite number >= 0."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(eps).__name__}")
-    eps = float(eps)
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {eps}")
-    return eps
+    value = float(eps)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
 
 
 def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
@@ -175,9 +175,9 @@ def check_scalar(alpha: Any, name: str = "alpha") -> complex | float:
     """Return a finite Python scalar (real or complex), raising otherwise."""
     if isinstance(alpha, bool) or not isinstance(
             alpha, (int, float, complex, np.integer, np.floating, np.complexfloating)):
-        if getattr(alpha, "ndim", None) == 0 and getattr(alpha, "dtype", None) is not None \
-                and alpha.dtype.kind in "iufc":
-            alpha = alpha.item()
+        dtype = getattr(alpha, "dtype", None)
+        if getattr(alpha, "ndim", None) == 0 and dtype is not None and dtype.kind in "iufc":
+            alpha = getattr(alpha, "item")()  # noqa: B009 - keeps mypy from narrowing to bool
         else:
             raise TypeError(f"{name} must be a scalar number, got {type(alpha).__name__}")
     if not np.isfinite(alpha):

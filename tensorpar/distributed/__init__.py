@@ -85,7 +85,14 @@ _FALLBACK: dict[str, tuple[str, str]] = {
     **{name: ("tt.tensor", name) for name in _TT_NAMES if name != "dist_tt_svd"},
 }
 
-__all__ = sorted([*_LAZY, "comm"])
+__all__ = [
+    "DistCPModel", "DistTTTensor", "DistTensor", "ProcessGrid", "agree", "allgather_factor",
+    "check_all", "choose_grid", "collective_guard", "comm", "cp_als", "dist_cp_als",
+    "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_dot", "dist_tt_hadamard",
+    "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round", "dist_tt_scale",
+    "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "factor_blocks", "grid_cost", "owned_rows",
+    "tsqr",
+]
 
 
 def __getattr__(name: str) -> Any:

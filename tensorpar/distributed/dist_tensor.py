@@ -297,8 +297,8 @@ class DistTensor:
         return len(self.shape)
 
     @property
-    def dtype(self) -> np.dtype:
-        return self.local.dtype
+    def dtype(self) -> np.dtype[Any]:
+        return cast("np.dtype[Any]", self.local.dtype)
 
     def __repr__(self) -> str:
         return f"DistTensor(shape={self.shape}, grid={self.grid.dims}, dtype={self.dtype})"
@@ -333,7 +333,8 @@ class DistTensor:
                              f"shape {self.shape} on grid {self.grid.dims}")
         xp = get_array_module(self.local, other.local)
         s = xp.vdot(self.local.ravel(), other.local.ravel())
-        return C.allreduce(self.grid.cart, xp.reshape(xp.asarray(s), (1,)))[0].item()
+        total: float | complex = C.allreduce(self.grid.cart, xp.reshape(xp.asarray(s), (1,)))[0].item()
+        return total
 
     # -- lifetime -----------------------------------------------------------
     def free(self) -> None:

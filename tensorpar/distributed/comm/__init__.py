@@ -54,8 +54,6 @@ under ``"meta"`` with no bytes, so byte totals are exactly the array payload.
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 from ..._typing import ReduceOp
 from .abort import abort_hook, install_abort_hook, uninstall_abort_hook
 from .agreement import agree, check_all, fingerprint

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._backend import is_cupy_array
-from ..._typing import Array, ReduceOp
+from ..._typing import ReduceOp
 from .core import (
     check_counts,
     empty_buffer,

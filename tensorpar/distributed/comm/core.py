@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -48,13 +48,13 @@ def resolve_comm(comm: MPI.Comm | None = None) -> MPI.Intracomm:
     >>> resolve_comm().Get_size() >= 1
     True
     """
-    MPI = import_mpi()
+    mpi = import_mpi()
     install_default_hook()
     if comm is None:
-        return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Intracomm):
+        return cast("MPI.Intracomm", mpi.COMM_WORLD)
+    if not isinstance(comm, mpi.Intracomm):
         raise TypeError(f"comm must be an mpi4py Intracomm or None, got {type(comm).__name__}")
-    return comm
+    return cast("MPI.Intracomm", comm)
 
 
 def cuda_aware() -> bool:
@@ -109,9 +109,9 @@ def to_device(y: Array) -> Array:
 
 def mpi_op(op: ReduceOp | str) -> Any:
     """The ``MPI.Op`` named by ``op``; a ValueError for an unknown name."""
-    MPI = import_mpi()
-    ops = {"sum": MPI.SUM, "prod": MPI.PROD, "max": MPI.MAX, "min": MPI.MIN,
-           "land": MPI.LAND, "lor": MPI.LOR}
+    mpi = import_mpi()
+    ops = {"sum": mpi.SUM, "prod": mpi.PROD, "max": mpi.MAX, "min": mpi.MIN,
+           "land": mpi.LAND, "lor": mpi.LOR}
     if op not in ops:
         raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
     return ops[op]

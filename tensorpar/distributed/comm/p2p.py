@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ..._typing import Array
 from .core import host_buffer, on_device_of, resolve_comm
 from .traffic import record
 
