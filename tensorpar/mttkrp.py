@@ -101,7 +101,8 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
     engine : {"auto", "numpy", "numba", "cupy"}
         ``"numpy"`` is the reference (:func:`mttkrp_reference`); ``"numba"``
         and ``"cupy"`` the blocked algorithm. ``"auto"`` picks cupy for cupy
-        arrays and numba otherwise (:mod:`tensorpar._backend`). The numba
+        arrays, numba for numpy arrays when numba is installed, else numpy
+        (:func:`tensorpar.resolve_engine`, :doc:`/engines`). The numba
         engine's threads are the BLAS's (``OPENBLAS_NUM_THREADS``); its
         numba kernels are serial (see :mod:`tensorpar.kernels._mttkrp_numba`).
     out : ndarray, shape (I_mode, R), optional
