@@ -224,14 +224,22 @@ class DistTensor:
 
         ``fn`` receives open-mesh integer arrays (as :func:`numpy.ix_` makes
         them) and must return an array broadcastable to the block shape.
+        ``dtype`` is taken in native byte order (``">f8"`` gives float64).
         """
-        g, owned, shape = _make_grid(shape, grid, comm, values={"dtype": np.dtype(dtype).str})
+        err: BaseException | None = None
+        want: Any = None
+        try:
+            want = np.dtype(dtype).newbyteorder("=")
+        except TypeError as exc:
+            err = TypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}")
+        g, owned, shape = _make_grid(shape, grid, comm, err,
+                                     {"dtype": None if want is None else want.str})
         with collective_guard(g.cart, ValueError):
             bounds = _bounds(shape, g, g.rank)
             idx = np.ix_(*[np.arange(a, b) for a, b in bounds])
             block = as_float_array(fn(*idx), "fn(...)")
             xp = get_array_module(block)
-            local = xp.broadcast_to(block.astype(dtype, copy=False),
+            local = xp.broadcast_to(block.astype(want, copy=False),
                                     tuple(b - a for a, b in bounds)).copy()
         return cls(local, shape, g, owned)
 

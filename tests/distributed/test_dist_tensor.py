@@ -78,6 +78,9 @@ def test_from_function_and_from_cp(comm):
     assert U.dtype == np.float32
     i, j, k = np.ix_(*[np.arange(a, b) for a, b in U.bounds])
     np.testing.assert_array_equal(U.local, i + 10 * j + 100 * k)
+    B = DistTensor.from_function(lambda i, j, k: X[i, j, k], shape, grid=T.grid, dtype=">f8")
+    assert B.dtype == np.float64 and B.dtype.isnative   # big-endian asked: native given
+    np.testing.assert_array_equal(B.local, T.local)
     cp = random_cp(shape, 3, seed=1)
     V = DistTensor.from_cp(cp, grid=T.grid)
     np.testing.assert_allclose(V.local, _my_block(cp.to_dense(), V), rtol=1e-13, atol=1e-13)
