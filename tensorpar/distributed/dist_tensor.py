@@ -160,8 +160,8 @@ class DistTensor:
         --------
         >>> import numpy as np
         >>> T = DistTensor.from_local(np.ones((2, 3)), (2, 3))   # one process: one block
-        >>> T.grid.dims, T.norm() ** 2
-        ((1, 1), 6.0)
+        >>> T.grid.dims, T.shape, T.local.dtype
+        ((1, 1), (2, 3), dtype('float64'))
         >>> T.free()
         """
         err: BaseException | None = None
