@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from .._backend import get_array_module, require
-from .._validation import SUPPORTED_DTYPES, as_float_array, check_positive_int
+from .._validation import as_float_array, check_positive_int
 from . import comm as C
 from .errors import collective_guard
+from .files import hdf5_shape, open_npy
 from .grid import ProcessGrid, block_bounds, choose_grid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -268,7 +269,7 @@ class DistTensor:
         data: Any = None
         err: BaseException | None = None
         try:
-            data = _open_npy(path)
+            data = open_npy(path)
         except (TypeError, ValueError) as exc:
             err = exc
         g, owned, shape = _make_grid(None if data is None else data.shape, grid, comm, err)
@@ -289,7 +290,7 @@ class DistTensor:
         shape: Any = None
         err: BaseException | None = None
         try:
-            shape = _hdf5_shape(path, dataset)
+            shape = hdf5_shape(path, dataset)
         except (ImportError, TypeError, ValueError) as exc:
             err = exc
         g, owned, shape = _make_grid(shape, grid, comm, err)
@@ -365,49 +366,3 @@ def _bounds(shape: Sequence[int], grid: ProcessGrid, rank: int) -> tuple[tuple[i
 
 def _slices(bounds: Sequence[tuple[int, int]]) -> tuple[slice, ...]:
     return tuple(slice(a, b) for a, b in bounds)
-
-
-def _check_dtype(dtype: Any, name: str) -> None:
-    if np.dtype(dtype).type not in SUPPORTED_DTYPES and np.dtype(dtype).kind not in "iu":
-        raise TypeError(f"{name} has dtype {dtype}; expected a float or complex dtype")
-
-
-def _open_npy(path: Any) -> Any:
-    """Memory-map a ``.npy`` file, with a ValueError naming it when it is not a usable array."""
-    name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise ValueError(f"path {name!r} is not a file")
-    try:
-        data = np.load(name, mmap_mode="r", allow_pickle=False)
-    except (EOFError, OSError, ValueError) as exc:
-        raise ValueError(f"cannot read {name!r} as a .npy array (empty or truncated file?): "
-                         f"{exc}") from exc
-    if not isinstance(data, np.ndarray):
-        raise ValueError(f"{name!r} holds {type(data).__name__}, not one .npy array")
-    _check_dtype(data.dtype, f"the array in {name!r}")
-    if data.ndim == 0:
-        raise ValueError(f"the array in {name!r} is 0-d (a scalar); a DistTensor needs at least "
-                         "one dimension")
-    return data
-
-
-def _hdf5_shape(path: Any, dataset: str) -> tuple[int, ...]:
-    """Shape of an HDF5 dataset, with a ValueError naming the file when it is not usable."""
-    h5py = require("h5py", "DistTensor.from_hdf5")
-    name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise ValueError(f"path {name!r} is not a file")
-    try:
-        f = h5py.File(name, "r")
-    except OSError as exc:
-        raise ValueError(f"cannot read {name!r} as an HDF5 file (empty or truncated file?): "
-                         f"{exc}") from exc
-    with f:
-        if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
-            raise ValueError(f"dataset {dataset!r} not found in {name!r}")
-        _check_dtype(f[dataset].dtype, f"dataset {dataset!r}")
-        shape = tuple(int(s) for s in f[dataset].shape)
-    if not shape:
-        raise ValueError(f"dataset {dataset!r} in {name!r} is 0-d (a scalar); a DistTensor "
-                         "needs at least one dimension")
-    return shape
