@@ -7,32 +7,24 @@ algorithm run on cuBLAS through ``cupy.matmul`` in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from . import cuda_source
+from . import cuda_module
 
 _TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _NAMES = [f"{k}<{t}>" for k in ("mttkrp_khatri_rao_t", "mttkrp_multi_ttv")
           for t in _TYPES.values()]
-_MODULES: dict[int, Any] = {}
 _THREADS = 256
 
 
 def _function(name: str, dtype: Any) -> Any:
-    import cupy
-
-    dev = cupy.cuda.Device().id
-    mod = _MODULES.get(dev)
-    if mod is None:
-        mod = cupy.RawModule(code=cuda_source("mttkrp.cu"), options=("-std=c++17",),
-                             name_expressions=_NAMES)
-        _MODULES[dev] = mod
-    return mod.get_function(f"{name}<{_TYPES[np.dtype(dtype)]}>")
+    return cuda_module("mttkrp.cu", _NAMES).get_function(f"{name}<{_TYPES[np.dtype(dtype)]}>")
 
 
-def khatri_rao_t(mats: list, rank: int, dtype: Any) -> Any:
+def khatri_rao_t(mats: Sequence[Any], rank: int, dtype: Any) -> Any:
     """Transposed Khatri-Rao product on the GPU, shape ``(R, prod I_k)``, last matrix fastest."""
     import cupy
 

@@ -24,6 +24,9 @@ infinity keep their IEEE meaning).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numba import njit
 
@@ -32,7 +35,8 @@ _IBLOCK = 64  # output rows per accumulator block of multi_ttv
 
 
 @njit(cache=True, nogil=True)
-def _khatri_rao_t(FT, dims, offsets, out):  # pragma: no cover - compiled
+def _khatri_rao_t(FT: np.ndarray, dims: np.ndarray, offsets: np.ndarray,
+                  out: np.ndarray) -> None:  # pragma: no cover - compiled
     R, P = out.shape
     K = dims.shape[0]
     last = dims[K - 1]
@@ -52,7 +56,7 @@ def _khatri_rao_t(FT, dims, offsets, out):  # pragma: no cover - compiled
             out[r, base + j] = v * FT[r, off_last + j]
 
 
-def khatri_rao_t(mats: list, rank: int, dtype) -> np.ndarray:
+def khatri_rao_t(mats: Sequence[Any], rank: int, dtype: Any) -> np.ndarray:
     """Transposed Khatri-Rao product ``(A_0 (.) ... (.) A_{K-1})^T``, last matrix fastest.
 
     Parameters
@@ -83,7 +87,8 @@ def khatri_rao_t(mats: list, rank: int, dtype) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _multi_ttv(T, KA, KB, a0, i0, ni, MT):  # pragma: no cover - compiled
+def _multi_ttv(T: np.ndarray, KA: np.ndarray, KB: np.ndarray, a0: int, i0: int, ni: int,
+               MT: np.ndarray) -> None:  # pragma: no cover - compiled
     R = T.shape[0]
     B = KB.shape[1]
     na = T.shape[1] // (ni * B)

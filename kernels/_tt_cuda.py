@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cuda_source
+from . import cuda_module
 
 _TYPES = {
     np.dtype(np.float32): "float",
@@ -20,21 +20,12 @@ _TYPES = {
     np.dtype(np.complex128): "complex<double>",
 }
 _NAMES = [f"tt_hadamard_core<{t}>" for t in _TYPES.values()]
-_MODULES: dict[int, Any] = {}
 _THREADS = 256
 
 
 def _module() -> Any:
-    import cupy
-
-    dev = cupy.cuda.Device().id
-    mod = _MODULES.get(dev)
-    if mod is None:
-        # complex<T> comes from CuPy's own header, which RawModule puts on the include path.
-        code = "#include <cupy/complex.cuh>\n" + cuda_source("tt.cu")
-        mod = cupy.RawModule(code=code, options=("-std=c++17",), name_expressions=_NAMES)
-        _MODULES[dev] = mod
-    return mod
+    # complex<T> comes from CuPy's own header, which RawModule puts on the include path.
+    return cuda_module("tt.cu", _NAMES, header="#include <cupy/complex.cuh>\n")
 
 
 def hadamard_core(a: Any, b: Any) -> Any:

@@ -13,12 +13,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 from numba import njit, prange
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _hadamard_core(a, b, out):  # pragma: no cover - compiled
+def _hadamard_core(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover
     r, n, q = a.shape
     s, _, t = b.shape
     for row in prange(r * s):
@@ -43,7 +46,8 @@ def hadamard_core(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def _entries(flat, offsets, ranks, shape, idx, out):  # pragma: no cover - compiled
+def _entries(flat: np.ndarray, offsets: np.ndarray, ranks: np.ndarray, shape: np.ndarray,
+             idx: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     m, d = idx.shape
     rmax = 1
     for k in range(d + 1):
@@ -71,7 +75,7 @@ def _entries(flat, offsets, ranks, shape, idx, out):  # pragma: no cover - compi
             out[p] = v[0]
 
 
-def entries(cores: list, idx: np.ndarray) -> np.ndarray:
+def entries(cores: Sequence[Any], idx: np.ndarray) -> np.ndarray:
     """Entries of the TT with ``cores`` at the rows of ``idx`` (shape (m, d), in range)."""
     dtype = np.result_type(*[c.dtype for c in cores])
     flat = np.concatenate([np.ascontiguousarray(c, dtype=dtype).ravel() for c in cores])

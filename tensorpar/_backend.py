@@ -4,11 +4,12 @@ tensorpar keeps no global backend state: the array module (``numpy`` or
 ``cupy``) is read off the input arrays, and every hot operation takes an
 ``engine=`` keyword that picks the kernel family.
 
-``engine="auto"`` resolves as follows, in this order:
+``engine="auto"`` resolves in one place, :func:`resolve_engine`, from the
+data and the kernel registry (:mod:`tensorpar.kernels`), in this order:
 
 1. cupy arrays -> ``"cupy"`` (the only engine that runs on device memory);
 2. numpy arrays -> ``"numba"`` when numba is installed and the operation has
-   a numba kernel, otherwise ``"numpy"``.
+   a numba engine in the registry, otherwise ``"numpy"``.
 
 The numpy engine is the reference implementation (the oracle of the tests);
 it is always available for numpy input.
@@ -19,11 +20,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
-Engine = Literal["auto", "numpy", "numba", "cupy"]
+from ._typing import ConcreteEngine, Engine
+from .kernels import engines
+
+__all__ = ["Engine", "ENGINES", "EngineUnavailableError", "has_module", "require",
+           "is_cupy_array", "get_array_module", "to_numpy", "resolve_engine"]
+
 ENGINES: tuple[str, ...] = ("auto", "numpy", "numba", "cupy")
 
 #: pip extra that provides each optional dependency.
@@ -91,12 +97,25 @@ def get_array_module(*arrays: Any) -> ModuleType:
 def to_numpy(x: Any) -> np.ndarray:
     """Copy a numpy or cupy array to a host numpy array."""
     if is_cupy_array(x):
-        return x.get()
+        return np.asarray(x.get())
     return np.asarray(x)
 
 
-def resolve_engine(engine: str, xp: ModuleType, *, has_numba_kernel: bool = True) -> str:
-    """Resolve ``engine`` for data living in array module ``xp``.
+class EngineUnavailableError(ImportError, TypeError):
+    """``engine="cupy"`` was asked for but cupy is not installed.
+
+    An ImportError (a missing optional dependency, the message names the
+    ``gpu`` extra) that is also a TypeError: without cupy the inputs cannot
+    be cupy arrays either, which is what that engine needs.
+    """
+
+
+def resolve_engine(engine: str, xp: ModuleType, *, op: str) -> ConcreteEngine:
+    """Resolve ``engine`` for operation ``op`` on data living in array module ``xp``.
+
+    The one engine rule of tensorpar: every public function with an
+    ``engine=`` keyword calls this, and the kernel registry
+    (:func:`tensorpar.kernels.engines`) says which engines ``op`` has.
 
     Parameters
     ----------
@@ -104,34 +123,58 @@ def resolve_engine(engine: str, xp: ModuleType, *, has_numba_kernel: bool = True
         Requested engine.
     xp : module
         ``numpy`` or ``cupy``, as returned by :func:`get_array_module`.
-    has_numba_kernel : bool
-        Whether the calling operation has a numba kernel; when False,
-        ``"auto"`` on host data resolves to ``"numpy"``.
+    op : str
+        Registry name of the operation (``"mttkrp"``, ``"tt_hadamard_core"``, ...).
 
     Returns
     -------
     str
-        One of ``"numpy"``, ``"numba"``, ``"cupy"``.
+        ``"numpy"``, ``"numba"`` or ``"cupy"``. ``"auto"`` gives ``"cupy"``
+        for cupy arrays; for numpy arrays ``"numba"`` when numba is installed
+        and ``op`` has a numba engine, else ``"numpy"`` (the reference).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``engine``, or an engine ``op`` does not have.
+    TypeError
+        ``"cupy"`` with numpy arrays, ``"numpy"``/``"numba"`` with cupy arrays.
+    ImportError
+        The engine's package is missing (the message names the pip extra);
+        for ``"cupy"`` an :class:`EngineUnavailableError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resolve_engine("numpy", np, op="mttkrp")
+    'numpy'
+    >>> resolve_engine("auto", np, op="mttkrp") in ("numba", "numpy")
+    True
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    supported = engines(op)
+    if not supported:
+        raise ValueError(f"unknown operation {op!r} (not in tensorpar.kernels' registry)")
     on_device = xp is not np
     if engine == "auto":
         if on_device:
-            return "cupy"
-        return "numba" if (has_numba_kernel and has_module("numba")) else "numpy"
+            engine = "cupy"
+        else:
+            engine = "numba" if ("numba" in supported and has_module("numba")) else "numpy"
     if engine == "cupy":
+        if not has_module("cupy"):
+            raise EngineUnavailableError(
+                "engine='cupy' needs cupy arrays and the optional dependency 'cupy', which is "
+                f"not installed; install it with: pip install 'tensorpar[{_EXTRAS['cupy']}]'")
         if not on_device:
-            raise TypeError(
-                "engine='cupy' needs cupy arrays; convert the inputs with cupy.asarray"
-            )
-        require("cupy", "engine='cupy'")
-        return engine
-    if on_device:
+            raise TypeError("engine='cupy' needs cupy arrays; convert the inputs with cupy.asarray")
+    elif on_device:
         raise TypeError(
             f"engine={engine!r} runs on the host but the inputs are cupy arrays; "
-            "use engine='cupy' or 'auto'"
-        )
+            "use engine='cupy' or 'auto'")
+    if engine not in supported:
+        raise ValueError(f"{op} has no {engine!r} engine; it has {list(supported)}")
     if engine == "numba":
         require("numba", "engine='numba'")
-    return engine
+    return cast(ConcreteEngine, engine)

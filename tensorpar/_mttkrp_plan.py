@@ -1,8 +1,8 @@
 """Blocked MTTKRP: memory layout, the 1-step/2-step plan, the dimension-tree sweep.
 
 Written once against the array module ``xp`` (numpy or cupy) and two kernels
-of an engine (:mod:`tensorpar.kernels`): ``mttkrp_kr`` (a transposed partial
-Khatri-Rao product) and ``mttkrp`` (the multi-TTV). The GEMMs go to the BLAS
+of an engine (:mod:`tensorpar.kernels`): ``khatri_rao_t`` (a transposed partial
+Khatri-Rao product) and ``multi_ttv``. The GEMMs go to the BLAS
 through ``xp.matmul`` (OpenBLAS via numpy, cuBLAS via cupy).
 
 The tensor is read in its memory layout: its axes are ordered by decreasing
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import prod
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -130,7 +130,8 @@ def _gemm_view(Xc: Any, head: bool, K: int) -> Any:
 class Engine:
     """The array module and kernels one engine runs the blocked MTTKRP with."""
 
-    def __init__(self, xp: Any, kr: Callable, ttv: Callable, block: int | None):
+    def __init__(self, xp: Any, kr: Callable[..., Any], ttv: Callable[..., Any],
+                 block: int | None) -> None:
         self.xp, self.kr, self.ttv, self.block = xp, kr, ttv, block
 
     def run(self, Xc: Any, fmem: Sequence[Any], plan: Plan, rank: int) -> Any:
@@ -208,7 +209,8 @@ def mttkrp_strided(eng: Engine, X: Any, factors: Sequence[Any], mode: int, rank:
         idx = tuple(sl if a == k else slice(None) for a in range(X.ndim))
         slab = xp.asfortranarray(X[idx]) if fortran else xp.ascontiguousarray(X[idx])
         part = [f[sl] if (a == k and a != mode) else f for a, f in enumerate(factors)]
-        layout = contiguous_layout(slab)
+        # a fresh C or F copy always has a contiguous layout
+        layout = cast(Layout, contiguous_layout(slab))
         perm = layout.perm
         sub = eng.run(layout.Xc, [part[j] for j in perm],
                       choose_plan(layout.Xc.shape, perm.index(mode)), rank)

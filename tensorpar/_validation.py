@@ -30,10 +30,18 @@ def check_dtype(x: Any, name: str, allowed: Sequence[type] = SUPPORTED_DTYPES) -
 
 def as_float_array(x: Any, name: str, *, allowed: Sequence[type] = SUPPORTED_DTYPES,
                    min_ndim: int = 0, max_ndim: int | None = None) -> Any:
-    """Return ``x`` as a numpy/cupy array of a supported floating dtype.
+    """Return ``x`` as a numpy/cupy array of a supported floating dtype, in native byte order.
 
-    Lists and integer arrays are converted to float64. Other dtypes
-    (bool, object, float16, ...) raise a TypeError.
+    Lists and integer arrays are converted to float64. Non-native
+    (big-endian on x86) data -- from FITS, HDF5 or ``.npy`` files -- is
+    converted to native byte order, which the compiled kernels need. Other
+    dtypes (bool, object, float16, ...) raise a TypeError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_float_array(np.arange(3, dtype=">f8"), "x").dtype.isnative
+    True
     """
     xp = get_array_module(x)
     if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
@@ -43,6 +51,8 @@ def as_float_array(x: Any, name: str, *, allowed: Sequence[type] = SUPPORTED_DTY
             raise TypeError(f"{name} must be an array, got {type(x).__name__}") from exc
     if x.dtype.kind in "iu":
         x = x.astype(np.float64)
+    elif not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
     check_dtype(x, name, allowed)
     if x.ndim < min_ndim or (max_ndim is not None and x.ndim > max_ndim):
         want = f"{min_ndim}" if max_ndim == min_ndim else (
@@ -148,10 +158,10 @@ def check_eps(eps: Any, name: str = "eps") -> float:
     """Return ``eps`` as a float, raising unless it is a finite number >= 0."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(eps).__name__}")
-    eps = float(eps)
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {eps}")
-    return eps
+    value = float(eps)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
 
 
 def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
@@ -165,9 +175,9 @@ def check_scalar(alpha: Any, name: str = "alpha") -> complex | float:
     """Return a finite Python scalar (real or complex), raising otherwise."""
     if isinstance(alpha, bool) or not isinstance(
             alpha, (int, float, complex, np.integer, np.floating, np.complexfloating)):
-        if getattr(alpha, "ndim", None) == 0 and getattr(alpha, "dtype", None) is not None \
-                and alpha.dtype.kind in "iufc":
-            alpha = alpha.item()
+        dtype = getattr(alpha, "dtype", None)
+        if getattr(alpha, "ndim", None) == 0 and dtype is not None and dtype.kind in "iufc":
+            alpha = getattr(alpha, "item")()  # noqa: B009 - keeps mypy from narrowing to bool
         else:
             raise TypeError(f"{name} must be a scalar number, got {type(alpha).__name__}")
     if not np.isfinite(alpha):

@@ -18,7 +18,7 @@ from typing import Any
 from . import _mttkrp_plan as plan
 from ._backend import Engine, get_array_module, resolve_engine
 from ._validation import REAL_DTYPES, as_float_array, check_dtype, check_factors, check_mode
-from .kernels import get_kernel, has_kernel
+from .kernels import get_kernel
 
 __all__ = ["mttkrp", "mttkrp_reference", "mttkrp_sweep"]
 
@@ -68,7 +68,7 @@ def _prepare(X: Any, factors: Sequence[Any], skip: int | None) -> tuple[list[Any
 
 def _engine(eng: str, xp: Any) -> plan.Engine:
     block = plan.HOST_BLOCK if eng == "numba" else None
-    return plan.Engine(xp, get_kernel("mttkrp_kr", eng), get_kernel("mttkrp", eng), block)
+    return plan.Engine(xp, get_kernel("khatri_rao_t", eng), get_kernel("multi_ttv", eng), block)
 
 
 def _check_out(out: Any, shape: tuple[int, int], X: Any, xp: Any) -> None:
@@ -101,7 +101,8 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
     engine : {"auto", "numpy", "numba", "cupy"}
         ``"numpy"`` is the reference (:func:`mttkrp_reference`); ``"numba"``
         and ``"cupy"`` the blocked algorithm. ``"auto"`` picks cupy for cupy
-        arrays and numba otherwise (:mod:`tensorpar._backend`). The numba
+        arrays, numba for numpy arrays when numba is installed, else numpy
+        (:func:`tensorpar.resolve_engine`, :doc:`/engines`). The numba
         engine's threads are the BLAS's (``OPENBLAS_NUM_THREADS``); its
         numba kernels are serial (see :mod:`tensorpar.kernels._mttkrp_numba`).
     out : ndarray, shape (I_mode, R), optional
@@ -164,7 +165,7 @@ def mttkrp(X: Any, factors: Sequence[Any], mode: int, engine: Engine = "auto",
     shape = (X.shape[mode], rank)
     if out is not None:
         _check_out(out, shape, X, xp)
-    eng = resolve_engine(engine, xp, has_numba_kernel=has_kernel("mttkrp", "numba"))
+    eng = resolve_engine(engine, xp, op="mttkrp")
     if X.size == 0 or rank == 0:
         res = xp.zeros(shape, dtype=X.dtype)
     elif eng == "numpy":
@@ -230,7 +231,7 @@ def mttkrp_sweep(X: Any, factors: list[Any], update: Callable[[int, Any], Any],
                         f"{type(factors).__name__}")
     X = as_float_array(X, "X", allowed=REAL_DTYPES, min_ndim=2)
     fs, rank, xp = _prepare(X, factors, skip=None)
-    eng = resolve_engine(engine, xp, has_numba_kernel=has_kernel("mttkrp", "numba"))
+    eng = resolve_engine(engine, xp, op="mttkrp")
 
     def check(n: int, A: Any) -> Any:
         if not hasattr(A, "shape") or tuple(A.shape) != (X.shape[n], rank):

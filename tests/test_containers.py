@@ -110,13 +110,34 @@ def test_mixed_numpy_cupy_rejected():
         tp.get_array_module(np.ones(2), FakeCupy())
 
 
-def test_engine_resolution():
-    assert tp.resolve_engine("numpy", np) == "numpy"
-    assert tp.resolve_engine("auto", np, has_numba_kernel=False) == "numpy"
+def test_engine_resolution(monkeypatch):
+    import tensorpar.kernels as K
+
+    assert tp.resolve_engine("numpy", np, op="mttkrp") == "numpy"
     with pytest.raises(ValueError, match="engine must be one of"):
-        tp.resolve_engine("fortran", np)
+        tp.resolve_engine("fortran", np, op="mttkrp")
     with pytest.raises(TypeError, match="needs cupy arrays"):
-        tp.resolve_engine("cupy", np)
+        tp.resolve_engine("cupy", np, op="mttkrp")
+    # "auto" follows the registry: an operation without a numba kernel runs its reference
+    monkeypatch.setattr(K, "_REGISTRY", dict(K._REGISTRY))
+    K.register("only_numpy", "numpy", "tensorpar.mttkrp:mttkrp_reference")
+    assert K.engines("only_numpy") == ("numpy",)
+    assert tp.resolve_engine("auto", np, op="only_numpy") == "numpy"
+    with pytest.raises(ValueError, match="only_numpy has no 'numba' engine"):
+        tp.resolve_engine("numba", np, op="only_numpy")
+
+
+def test_engine_cupy_without_cupy_names_the_extra():
+    from tensorpar._backend import EngineUnavailableError, has_module
+
+    if has_module("cupy"):
+        pytest.skip("cupy is installed here")
+    for call in (lambda: tp.resolve_engine("cupy", np, op="mttkrp"),
+                 lambda: tp.mttkrp(np.ones((2, 3)), [np.ones((2, 1)), np.ones((3, 1))], 0,
+                                   engine="cupy")):
+        with pytest.raises(ImportError, match=r"pip install 'tensorpar\[gpu\]'") as info:
+            call()
+        assert isinstance(info.value, EngineUnavailableError)
 
 
 def test_tensorly_roundtrip():

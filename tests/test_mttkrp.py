@@ -6,11 +6,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tensorpar.kernels import get_kernel
 
 import tensorpar as tp
 from tensorpar import _mttkrp_plan as plan
 from tensorpar._backend import to_numpy
+from tensorpar.kernels import get_kernel
 from tensorpar.mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 
 SHAPES = [(7, 6), (3, 4, 5), (1, 7, 3), (5, 1, 6, 2), (4, 3, 1, 2, 3), (2, 3, 2, 3, 2, 3), (7, 1, 1),
@@ -57,12 +57,14 @@ def test_numba_matches_reference(shape, rank):
             assert _rel_err(M, ref) <= 1e-12, (name, n)
 
 
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
 @pytest.mark.parametrize("order", [3, 4, 5, 6])
-def test_every_plan_matches_reference(order):
-    # every head/tail GEMM group, not only the chosen one: 1-step and 2-step paths
+def test_every_plan_matches_reference(order, kernels):
+    # every head/tail GEMM group, not only the chosen one: 1-step and 2-step paths; the
+    # numpy kernels (registered references) drive the same plans as the numba ones
     shape = (3, 2, 4, 3, 2, 3)[:order]
     X, fs = _data(shape, 4, seed=order)
-    eng = plan.Engine(np, get_kernel("mttkrp_kr", "numba"), get_kernel("mttkrp", "numba"), 16)
+    eng = plan.Engine(np, get_kernel("khatri_rao_t", kernels), get_kernel("multi_ttv", kernels), 16)
     for n in range(order):
         ref = mttkrp_reference(X, fs, n)
         cands = [plan.Plan(shape, n, True, s) for s in range(1, n + 1)]
@@ -271,7 +273,7 @@ def test_sweep_uses_tree_for_c_and_f(monkeypatch):
 
 
 def _engine_numba():
-    return plan.Engine(np, get_kernel("mttkrp_kr", "numba"), get_kernel("mttkrp", "numba"),
+    return plan.Engine(np, get_kernel("khatri_rao_t", "numba"), get_kernel("multi_ttv", "numba"),
                        plan.HOST_BLOCK)
 
 
@@ -302,12 +304,76 @@ def test_sweep_errors():
         mttkrp_sweep(X, list(f0[:2]), lambda n, M: M)
 
 
-def test_khatri_rao_kernel_matches_dense():
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_khatri_rao_kernel_matches_dense(engine):
     rng = np.random.default_rng(5)
     mats = [rng.standard_normal((n, 4)) for n in (3, 1, 5, 2)]
-    kr = get_kernel("mttkrp_kr", "numba")
+    kr = get_kernel("khatri_rao_t", engine)
     np.testing.assert_allclose(kr(mats, 4, np.float64), tp.khatri_rao(mats).T, rtol=1e-15)
     np.testing.assert_array_equal(kr([], 4, np.float64), np.ones((4, 1)))
+    np.testing.assert_array_equal(kr(mats[:1], 4, np.float64), mats[0].T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multi_ttv_kernel_matches_numpy_reference(dtype):
+    rng = np.random.default_rng(6)
+    R, A, ni, B = 3, 5, 70, 4          # ni > the numba kernel's row block (64)
+    a0, na, i0 = 1, 3, 2
+    T = rng.standard_normal((R, na * ni * B)).astype(dtype)
+    KA, KB = rng.standard_normal((R, A)).astype(dtype), rng.standard_normal((R, B)).astype(dtype)
+    MT0 = rng.standard_normal((R, ni + 4))
+    ref, out = MT0.copy(), MT0.copy()
+    get_kernel("multi_ttv", "numpy")(T, KA, KB, a0, i0, ni, ref)
+    get_kernel("multi_ttv", "numba")(T, KA, KB, a0, i0, ni, out)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert _rel_err(out, ref) <= tol
+    direct = MT0.copy()
+    direct[:, i0:i0 + ni] += np.einsum("raib,ra,rb->ri", T.reshape(R, na, ni, B).astype(np.float64),
+                                       KA[:, a0:a0 + na], KB)
+    assert _rel_err(ref, direct) <= 1e-13
+
+
+def test_registry_lists_every_engine_and_the_auto_rule():
+    from tensorpar.kernels import BUILTIN, engines, get_kernel, has_kernel
+
+    for op in ("khatri_rao_t", "multi_ttv", "mttkrp", "tt_hadamard_core", "tt_entries"):
+        assert engines(op) == ("cupy", "numba", "numpy"), op
+    assert get_kernel("mttkrp", "numpy") is mttkrp_reference
+    assert BUILTIN == "builtin" and has_kernel("tt_entries", "cupy")
+    with pytest.raises(ValueError, match="assembled from the kernels"):
+        get_kernel("mttkrp", "numba")
+    with pytest.raises(ValueError, match="built into its caller"):
+        get_kernel("tt_entries", "numpy")
+    with pytest.raises(ValueError, match="no 'numba' kernel for operation 'nope'"):
+        get_kernel("nope", "numba")
+    assert tp.resolve_engine("auto", np, op="mttkrp") == "numba"   # numba is installed here
+    with pytest.raises(ValueError, match="unknown operation"):
+        tp.resolve_engine("auto", np, op="nope")
+
+
+def test_cuda_modules_are_compiled_once_per_device(monkeypatch):
+    import sys
+    import types
+
+    import tensorpar.kernels as K
+
+    built, device = [], [0]
+
+    class RawModule:
+        def __init__(self, code, options, name_expressions):
+            built.append((code[:30], tuple(name_expressions)))
+
+    fake = types.ModuleType("cupy")
+    fake.RawModule = RawModule
+    fake.cuda = types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=device[0]))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(K, "_CUDA_MODULES", {})
+    a = K.cuda_module("mttkrp.cu", ["k<double>"])
+    assert K.cuda_module("mttkrp.cu", ["k<double>"]) is a and len(built) == 1
+    device[0] = 1
+    assert K.cuda_module("mttkrp.cu", ["k<double>"]) is not a and len(built) == 2
+    K.cuda_module("tt.cu", ["t<float>"], header="#include <x>\n")
+    assert len(built) == 3 and built[-1][0].startswith("#include <x>")
 
 
 def test_matches_peers():

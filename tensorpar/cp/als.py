@@ -137,9 +137,7 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
     rank, max_iter, checkpoint_every = check_als_options(rank, max_iter, checkpoint_every,
                                                          tol, callback)
     xp = get_array_module(X)
-    from ..kernels import has_kernel
-
-    eng = resolve_engine(engine, xp, has_numba_kernel=has_kernel("mttkrp", "numba"))
+    eng = resolve_engine(engine, xp, op="mttkrp")
     norm_x = _checked_norm(X)
 
     if resume is not None:

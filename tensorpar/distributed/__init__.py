@@ -2,64 +2,115 @@
 
 Every distributed API takes ``comm`` explicitly (default ``MPI.COMM_WORLD``,
 resolved in :func:`tensorpar.distributed.comm.resolve_comm` at call time).
-All messages go through :mod:`tensorpar.distributed.comm`. Importing this
-package installs an excepthook that aborts the MPI job when an exception is
-not caught on some rank (see :mod:`tensorpar.distributed.errors`).
+All messages go through :mod:`tensorpar.distributed.comm`.
+
+The package imports lazily (PEP 562): ``import tensorpar.distributed`` loads
+no algorithm, and ``import tensorpar.distributed.comm`` loads only the
+communication layer, so a layer built on the collectives (such as
+``tensorpar.nn.parallel``) does not pay for CP or TT code. A public name
+below is imported on first access. Nothing is installed at import: the
+excepthook that aborts the MPI job when an exception escapes one rank is
+installed by the first distributed call (see
+:mod:`tensorpar.distributed.comm.abort`; opt out with
+``TENSORPAR_ABORT_HOOK=0``).
 """
 
 from __future__ import annotations
 
-from . import comm
-from .comm import check_all
-from .cp import DistCPModel, cp_als
-from .dist_tensor import DistTensor
-from .errors import _install_by_default, collective_guard
-from .grid import ProcessGrid, choose_grid, grid_cost
-from .mttkrp import allgather_factor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks, owned_rows
-from .tsqr import tsqr
-from .tt.svd import dist_tt_svd
-from .tt.tensor import (
-                      DistTTTensor,
-                      dist_tt_add,
-                      dist_tt_dot,
-                      dist_tt_hadamard,
-                      dist_tt_log_norm,
-                      dist_tt_norm,
-                      dist_tt_orthogonalize,
-                      dist_tt_round,
-                      dist_tt_scale,
-                      dist_tt_sub,
-                      dist_ttm_matvec,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
+    from . import comm
+    from .comm import agree, check_all
+    from .cp import DistCPModel, cp_als
+    from .cp import cp_als as dist_cp_als
+    from .dist_tensor import DistTensor
+    from .errors import collective_guard
+    from .grid import ProcessGrid, choose_grid, grid_cost
+    from .mttkrp import (
+        allgather_factor,
+        dist_mttkrp,
+        dist_mttkrp_sweep,
+        factor_blocks,
+        owned_rows,
+    )
+    from .tsqr import tsqr
+    from .tt.svd import dist_tt_svd
+    from .tt.tensor import (
+        DistTTTensor,
+        dist_tt_add,
+        dist_tt_dot,
+        dist_tt_hadamard,
+        dist_tt_log_norm,
+        dist_tt_norm,
+        dist_tt_orthogonalize,
+        dist_tt_round,
+        dist_tt_scale,
+        dist_tt_sub,
+        dist_ttm_matvec,
+    )
+
+_TT_NAMES = ("DistTTTensor", "dist_tt_add", "dist_tt_dot", "dist_tt_hadamard",
+             "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round",
+             "dist_tt_scale", "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec")
+
+#: public name -> (submodule, attribute), imported on first access.
+_LAZY: dict[str, tuple[str, str]] = {
+    "agree": ("comm", "agree"),
+    "check_all": ("comm", "check_all"),
+    "collective_guard": ("errors", "collective_guard"),
+    "DistCPModel": ("cp", "DistCPModel"),
+    "cp_als": ("cp", "cp_als"),
+    "dist_cp_als": ("cp", "dist_cp_als"),
+    "DistTensor": ("dist_tensor", "DistTensor"),
+    "ProcessGrid": ("grid", "ProcessGrid"),
+    "choose_grid": ("grid", "choose_grid"),
+    "grid_cost": ("grid", "grid_cost"),
+    "allgather_factor": ("mttkrp", "allgather_factor"),
+    "dist_mttkrp": ("mttkrp", "dist_mttkrp"),
+    "dist_mttkrp_sweep": ("mttkrp", "dist_mttkrp_sweep"),
+    "factor_blocks": ("mttkrp", "factor_blocks"),
+    "owned_rows": ("mttkrp", "owned_rows"),
+    "tsqr": ("tsqr", "tsqr"),
+    **{name: ("tt", name) for name in _TT_NAMES},
+}
+
+#: Where a name lives until its new home exports it (transitional: the
+#: distributed CP-ALS is being renamed ``dist_cp_als`` and the ``tt``
+#: subpackage is being split; drop an entry once the first choice resolves).
+_FALLBACK: dict[str, tuple[str, str]] = {
+    "dist_cp_als": ("cp", "cp_als"),
+    "dist_tt_svd": ("tt.svd", "dist_tt_svd"),
+    **{name: ("tt.tensor", name) for name in _TT_NAMES if name != "dist_tt_svd"},
+}
 
 __all__ = [
-    "DistCPModel",
-    "DistTensor",
-    "DistTTTensor",
-    "ProcessGrid",
-    "allgather_factor",
-    "check_all",
-    "choose_grid",
-    "collective_guard",
-    "comm",
-    "cp_als",
-    "dist_mttkrp",
-    "dist_mttkrp_sweep",
-    "dist_tt_add",
-    "dist_tt_dot",
-    "dist_tt_hadamard",
-    "dist_tt_log_norm",
-    "dist_tt_norm",
-    "dist_tt_orthogonalize",
-    "dist_tt_round",
-    "dist_tt_scale",
-    "dist_tt_sub",
-    "dist_tt_svd",
-    "dist_ttm_matvec",
-    "factor_blocks",
-    "grid_cost",
-    "owned_rows",
+    "DistCPModel", "DistTTTensor", "DistTensor", "ProcessGrid", "agree", "allgather_factor",
+    "check_all", "choose_grid", "collective_guard", "comm", "cp_als", "dist_cp_als",
+    "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_dot", "dist_tt_hadamard",
+    "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round", "dist_tt_scale",
+    "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "factor_blocks", "grid_cost", "owned_rows",
     "tsqr",
 ]
 
-_install_by_default()
+
+def __getattr__(name: str) -> Any:
+    """Import a public name of the package on first access (PEP 562)."""
+    if name == "comm":
+        return importlib.import_module(f"{__name__}.comm")
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr, None)
+    if value is None and name in _FALLBACK:
+        module, attr = _FALLBACK[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    if value is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

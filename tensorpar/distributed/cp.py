@@ -214,9 +214,7 @@ def cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor = "ra
     check_all(cart, X.dtype.type in REAL_DTYPES,
               f"X has dtype {X.dtype}; expected one of float32, float64", TypeError)
     xp = get_array_module(X.local)
-    from ..kernels import has_kernel
-
-    eng = resolve_engine(engine, xp, has_numba_kernel=has_kernel("mttkrp", "numba"))
+    eng = resolve_engine(engine, xp, op="mttkrp")
     norm_x = X.norm()
     if not np.isfinite(norm_x):
         raise ValueError("X contains NaN or infinite values (or its norm overflows)")

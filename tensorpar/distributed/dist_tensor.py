@@ -15,14 +15,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .._backend import get_array_module, require
-from .._validation import SUPPORTED_DTYPES, as_float_array, check_positive_int
+from .._validation import as_float_array, check_positive_int
 from . import comm as C
 from .errors import collective_guard
+from .files import hdf5_shape, open_npy
 from .grid import ProcessGrid, block_bounds, choose_grid
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DistTensor"]
 
 def _check_blocks(shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
-    """Raise the same ValueError on every rank (no communication) when a block would be empty."""
+    """Raise a ValueError (no communication) when a block would be empty."""
     if len(dims) != len(shape):
         raise ValueError(
             f"the grid has {len(dims)} dimensions but the tensor has order {len(shape)}")
@@ -44,17 +45,65 @@ def _check_blocks(shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
                 f"would hold an empty block; use a grid with P_{n} <= {I} (choose_grid picks one)")
 
 
-def _make_grid(shape: tuple[int, ...], grid: Any, comm: Any) -> tuple[ProcessGrid, bool]:
-    """Return ``(grid, owned)``; validates the block sizes before any collective."""
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """A global tensor shape as a tuple of positive ints with at least one entry.
+
+    Examples
+    --------
+    >>> check_shape([4, 5])
+    (4, 5)
+    """
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of ints, got {type(shape).__name__}")
+    out = tuple(check_positive_int(s, f"{name} entries") for s in shape)
+    if not out:
+        raise ValueError(f"{name} is () (a 0-d scalar); a DistTensor needs at least one dimension")
+    return out
+
+
+def _grid_dims(shape: tuple[int, ...], grid: Any, comm: Any, size: int) -> tuple[int, ...]:
+    """The grid extents for ``shape``: ``grid``'s, the given tuple, or :func:`choose_grid`'s."""
     if isinstance(grid, ProcessGrid):
         if comm is not None and comm != grid.comm:
             raise ValueError("pass either grid= or comm=, not a grid with a different comm")
-        _check_blocks(shape, grid.dims)
-        return grid, False
-    comm = C.resolve_comm(comm)
-    dims = tuple(grid) if grid is not None else choose_grid(shape, comm.Get_size())
+        dims = grid.dims
+    elif grid is None:
+        dims = choose_grid(shape, size)
+    else:
+        dims = tuple(check_positive_int(d, "grid entries") for d in grid)
+        if math.prod(dims) != size:
+            raise ValueError(f"grid {dims} holds {math.prod(dims)} ranks but the communicator "
+                             f"has {size}")
     _check_blocks(shape, dims)
-    return ProcessGrid(dims, comm), True
+    return dims
+
+
+def _make_grid(shape: Any, grid: Any, comm: Any, error: BaseException | None = None,
+               values: dict[str, Any] | None = None) -> tuple[ProcessGrid, bool, tuple[int, ...]]:
+    """Validate, agree on every rank, then build the grid: ``(grid, owned, shape)``.
+
+    ``error`` is this rank's earlier validation failure, ``values`` more
+    arguments that must be equal on every rank. One ``comm.agree`` (a small
+    allreduce, before any data moves or any communicator is created) makes
+    every rank raise the same exception when a rank's input is bad or the
+    ranks disagree on the shape or the grid -- a library-chosen grid
+    included, which ranks with different shapes would otherwise build
+    differently and deadlock in ``Create_cart``.
+    """
+    parent = grid.cart if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
+    dims: tuple[int, ...] | None = None
+    if error is None:
+        try:
+            shape = check_shape(shape)
+            dims = _grid_dims(shape, grid, comm, parent.Get_size())
+        except (TypeError, ValueError) as exc:
+            error = exc
+    C.agree(parent, {"shape": shape, "grid": dims, **(values or {})}, error=error)
+    # agree raised on every rank unless the validation above passed everywhere
+    dims = cast(tuple[int, ...], dims)
+    if isinstance(grid, ProcessGrid):
+        return grid, False, shape
+    return ProcessGrid(dims, parent), True, shape
 
 
 class DistTensor:
@@ -100,13 +149,42 @@ class DistTensor:
     @classmethod
     def from_local(cls, local: Any, shape: Sequence[int], grid: Any = None,
                    comm: MPI.Comm | None = None) -> DistTensor:
-        """Wrap blocks that the ranks already hold (checked collectively)."""
-        shape = tuple(check_positive_int(s, "shape entries") for s in shape)
-        g, owned = _make_grid(shape, grid, comm)
-        with collective_guard(g.cart, ValueError):
+        """Wrap blocks that the ranks already hold (checked collectively).
+
+        Every rank passes its own block and the **global** ``shape``. Before
+        anything else the ranks agree (one small allreduce) that ``shape``,
+        the grid and the dtype are the same everywhere, then that each block
+        has the shape the grid gives that rank; otherwise every rank raises
+        the same ValueError.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> T = DistTensor.from_local(np.ones((2, 3)), (2, 3))   # one process: one block
+        >>> T.grid.dims, T.shape, T.local.dtype
+        ((1, 1), (2, 3), dtype('float64'))
+        >>> T.free()
+        """
+        err: BaseException | None = None
+        dtype = None
+        try:
             local = as_float_array(local, "local")
-            out = cls(local, shape, g, owned)
-        return out
+            dtype = local.dtype.str
+        except (TypeError, ValueError) as exc:
+            err = exc
+        g, owned, shape = _make_grid(shape, grid, comm, err, {"dtype": dtype})
+        err = None
+        want = tuple(b - a for a, b in _bounds(shape, g, g.rank))
+        if tuple(local.shape) != want:
+            err = ValueError(f"local block has shape {tuple(local.shape)}; this rank's block of a "
+                             f"{shape} tensor on grid {g.dims} has shape {want}")
+        try:
+            C.agree(g.cart, error=err)
+        except ValueError:
+            if owned:
+                g.free()
+            raise
+        return cls(local, shape, g, owned)
 
     @classmethod
     def scatter(cls, X: Any, grid: Any = None, comm: MPI.Comm | None = None,
@@ -129,7 +207,7 @@ class DistTensor:
         shape, err = C.bcast_object(comm, meta, root=root)
         if err is not None:
             raise err
-        g, owned = _make_grid(shape, grid, comm)
+        g, owned, shape = _make_grid(shape, grid, comm)
         counts = [math.prod(b - a for a, b in _bounds(shape, g, r)) for r in range(g.size)]
         packed = None
         if is_root:
@@ -147,15 +225,22 @@ class DistTensor:
 
         ``fn`` receives open-mesh integer arrays (as :func:`numpy.ix_` makes
         them) and must return an array broadcastable to the block shape.
+        ``dtype`` is taken in native byte order (``">f8"`` gives float64).
         """
-        shape = tuple(check_positive_int(s, "shape entries") for s in shape)
-        g, owned = _make_grid(shape, grid, comm)
+        err: BaseException | None = None
+        want: Any = None
+        try:
+            want = np.dtype(dtype).newbyteorder("=")
+        except TypeError as exc:
+            err = TypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}")
+        g, owned, shape = _make_grid(shape, grid, comm, err,
+                                     {"dtype": None if want is None else want.str})
         with collective_guard(g.cart, ValueError):
             bounds = _bounds(shape, g, g.rank)
             idx = np.ix_(*[np.arange(a, b) for a, b in bounds])
             block = as_float_array(fn(*idx), "fn(...)")
             xp = get_array_module(block)
-            local = xp.broadcast_to(block.astype(dtype, copy=False),
+            local = xp.broadcast_to(block.astype(want, copy=False),
                                     tuple(b - a for a, b in bounds)).copy()
         return cls(local, shape, g, owned)
 
@@ -167,7 +252,7 @@ class DistTensor:
 
         if not isinstance(cp, CPTensor):
             raise TypeError(f"cp must be a CPTensor, got {type(cp).__name__}")
-        g, owned = _make_grid(cp.shape, grid, comm)
+        g, owned, _ = _make_grid(cp.shape, grid, comm)
         bounds = _bounds(cp.shape, g, g.rank)
         block = CPTensor([f[a:b] for f, (a, b) in zip(cp.factors, bounds)], cp.weights)
         return cls(block.to_dense(), cp.shape, g, owned)
@@ -175,15 +260,19 @@ class DistTensor:
     @classmethod
     def from_npy(cls, path: str | os.PathLike[str], grid: Any = None,
                  comm: MPI.Comm | None = None) -> DistTensor:
-        """Each rank memory-maps the ``.npy`` file and reads only its own block."""
-        comm = grid.comm if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
-        with collective_guard(comm, ValueError):
-            if not os.path.isfile(path):
-                raise ValueError(f"path {os.fspath(path)!r} is not a file")
-            data = np.load(path, mmap_mode="r")
-            _check_dtype(data.dtype, f"the array in {os.fspath(path)!r}")
-            shape = tuple(int(s) for s in data.shape)
-        g, owned = _make_grid(shape, grid, comm)
+        """Each rank memory-maps the ``.npy`` file and reads only its own block.
+
+        Big-endian data is converted to native byte order block by block. A
+        missing, empty, truncated or 0-d file raises a ValueError naming the
+        file on every rank.
+        """
+        data: Any = None
+        err: BaseException | None = None
+        try:
+            data = open_npy(path)
+        except (TypeError, ValueError) as exc:
+            err = exc
+        g, owned, shape = _make_grid(None if data is None else data.shape, grid, comm, err)
         local = as_float_array(np.array(data[_slices(_bounds(shape, g, g.rank))]), "data")
         del data
         return cls(local, shape, g, owned)
@@ -195,18 +284,17 @@ class DistTensor:
 
         Needs h5py (``pip install 'tensorpar[hdf5]'``); the file is opened
         read-only by every rank, no parallel HDF5 build is required.
+        Big-endian data is converted to native byte order; a file that is not
+        HDF5 (empty, truncated) or a 0-d dataset raises a ValueError on every rank.
         """
-        comm = grid.comm if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
-        with collective_guard(comm, ValueError):
-            h5py = require("h5py", "DistTensor.from_hdf5")
-            if not os.path.isfile(path):
-                raise ValueError(f"path {os.fspath(path)!r} is not a file")
-            with h5py.File(path, "r") as f:
-                if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
-                    raise ValueError(f"dataset {dataset!r} not found in {os.fspath(path)!r}")
-                _check_dtype(f[dataset].dtype, f"dataset {dataset!r}")
-                shape = tuple(int(s) for s in f[dataset].shape)
-        g, owned = _make_grid(shape, grid, comm)
+        shape: Any = None
+        err: BaseException | None = None
+        try:
+            shape = hdf5_shape(path, dataset)
+        except (ImportError, TypeError, ValueError) as exc:
+            err = exc
+        g, owned, shape = _make_grid(shape, grid, comm, err)
+        h5py = require("h5py", "DistTensor.from_hdf5")
         with h5py.File(path, "r") as f:
             local = as_float_array(np.asarray(f[dataset][_slices(_bounds(shape, g, g.rank))]),
                                    "dataset")
@@ -218,8 +306,8 @@ class DistTensor:
         return len(self.shape)
 
     @property
-    def dtype(self) -> np.dtype:
-        return self.local.dtype
+    def dtype(self) -> np.dtype[Any]:
+        return cast("np.dtype[Any]", self.local.dtype)
 
     def __repr__(self) -> str:
         return f"DistTensor(shape={self.shape}, grid={self.grid.dims}, dtype={self.dtype})"
@@ -254,7 +342,8 @@ class DistTensor:
                              f"shape {self.shape} on grid {self.grid.dims}")
         xp = get_array_module(self.local, other.local)
         s = xp.vdot(self.local.ravel(), other.local.ravel())
-        return C.allreduce(self.grid.cart, xp.reshape(xp.asarray(s), (1,)))[0].item()
+        total: float | complex = C.allreduce(self.grid.cart, xp.reshape(xp.asarray(s), (1,)))[0].item()
+        return total
 
     # -- lifetime -----------------------------------------------------------
     def free(self) -> None:
@@ -277,8 +366,3 @@ def _bounds(shape: Sequence[int], grid: ProcessGrid, rank: int) -> tuple[tuple[i
 
 def _slices(bounds: Sequence[tuple[int, int]]) -> tuple[slice, ...]:
     return tuple(slice(a, b) for a, b in bounds)
-
-
-def _check_dtype(dtype: Any, name: str) -> None:
-    if np.dtype(dtype).type not in SUPPORTED_DTYPES and np.dtype(dtype).kind not in "iu":
-        raise TypeError(f"{name} has dtype {dtype}; expected a float or complex dtype")

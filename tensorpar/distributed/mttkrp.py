@@ -24,13 +24,13 @@ the same slice refreshes the factor block (:func:`dist_mttkrp_sweep`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from .._backend import Engine, get_array_module
+from .._backend import ENGINES, Engine, get_array_module
+from .._validation import check_mode
 from ..mttkrp import mttkrp as _local_mttkrp
 from ..mttkrp import mttkrp_sweep as _local_sweep
 from . import comm as C
-from .comm import check_all
 from .dist_tensor import DistTensor
 from .grid import block_sizes, owned_bounds
 
@@ -72,24 +72,48 @@ def factor_blocks(X: DistTensor, factors: Sequence[Any]) -> list[Any]:
     return [xp.ascontiguousarray(f[a:b]) for f, (a, b) in zip(factors, X.bounds)]
 
 
-def _check(X: DistTensor, blocks: Sequence[Any], skip: int | None) -> None:
-    """Validate the factor blocks on every rank, agreeing before any collective."""
+def _check(X: DistTensor, blocks: Sequence[Any], mode: Any, engine: Any) -> int | None:
+    """Validate the arguments on every rank and agree on them before any data moves.
+
+    Checks ``mode`` (None for a sweep), ``engine`` and the factor blocks
+    locally, then one ``comm.agree`` makes every rank raise the same error
+    when a rank's arguments are bad or the ranks differ in the mode, the
+    rank ``R`` of the blocks, the engine asked for, or the tensor's global
+    shape, grid and dtype. Returns the checked mode.
+    """
     if not isinstance(X, DistTensor):
         raise TypeError(f"X must be a DistTensor, got {type(X).__name__}")
-    msg = ""
+    err: BaseException | None = None
+    R: int | None = None
+    try:
+        if mode is not None:
+            mode = check_mode(mode, X.ndim)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        R = _block_rank(X, blocks, mode)
+    except (TypeError, ValueError) as exc:
+        err = exc
+    C.agree(X.grid.cart, {"mode": mode, "rank R of the factor blocks": R, "engine": engine,
+                          "X.shape": X.shape, "X.grid": X.grid.dims, "X.dtype": X.dtype.str},
+            error=err)
+    return cast("int | None", mode)
+
+
+def _block_rank(X: DistTensor, blocks: Sequence[Any], skip: int | None) -> int:
+    """The common column count of the factor blocks, checking their row counts."""
     if not isinstance(blocks, (list, tuple)) or len(blocks) != X.ndim:
-        msg = f"factor blocks must be a list of {X.ndim} matrices"
-    else:
-        ranks = {b.shape[1] for k, b in enumerate(blocks)
-                 if k != skip and getattr(b, "ndim", 0) == 2}
-        for k, (blk, (a, b)) in enumerate(zip(blocks, X.bounds)):
-            if k == skip:
-                continue
-            if getattr(blk, "ndim", 0) != 2 or blk.shape[0] != b - a or len(ranks) != 1:
-                msg = (f"factor block {k} must have shape ({b - a}, R) with the same R in every "
-                       f"mode, got {tuple(getattr(blk, 'shape', ()))}")
-                break
-    check_all(X.grid.cart, not msg, msg)
+        raise ValueError(f"factor blocks must be a list of {X.ndim} matrices")
+    ranks = {b.shape[1] for k, b in enumerate(blocks)
+             if k != skip and getattr(b, "ndim", 0) == 2}
+    for k, (blk, (a, b)) in enumerate(zip(blocks, X.bounds)):
+        if k == skip:
+            continue
+        if getattr(blk, "ndim", 0) != 2 or blk.shape[0] != b - a or len(ranks) != 1:
+            raise ValueError(f"factor block {k} must have shape ({b - a}, R) with the same R in "
+                             f"every mode, got {tuple(getattr(blk, 'shape', ()))}")
+    if not ranks:
+        raise ValueError(f"factor blocks must hold at least one matrix besides blocks[{skip}]")
+    return int(ranks.pop())
 
 
 def _reduce_to_owned(X: DistTensor, M_local: Any, mode: int) -> Any:
@@ -121,10 +145,10 @@ def dist_mttkrp(X: DistTensor, blocks: Sequence[Any], mode: int, engine: Engine 
     ``|J_n(p_n)| = ceil(I_n / P_n)`` or ``floor(I_n / P_n)``; **nothing** when
     ``P_n = P`` (the slice has one rank). A bandwidth-optimal reduce-scatter
     sends ``(q_n - 1) / q_n`` of that, ``q_n = P / P_n``. Validation adds one
-    one-integer allreduce (counted as ``"meta"``).
+    small allreduce of argument fingerprints (:func:`~tensorpar.distributed.comm.agree`,
+    counted as ``"meta"``).
     """
-    mode = int(mode) % X.ndim
-    _check(X, blocks, skip=mode)
+    mode = cast(int, _check(X, blocks, mode, engine))
     M_local = _local_mttkrp(X.local, list(blocks), mode, engine=engine)
     return _reduce_to_owned(X, M_local, mode)
 
@@ -150,7 +174,7 @@ def dist_mttkrp_sweep(X: DistTensor, blocks: list[Any], update: Callable[[int, A
     ``2 * R * sum_{n: q_n > 1} |J_n(p_n)|`` words in ``2 * #{n: q_n > 1}``
     calls, plus what ``update`` sends and one ``"meta"`` validation.
     """
-    _check(X, blocks, skip=None)
+    _check(X, blocks, None, engine)
     sweep_unchecked(X, blocks, update, engine)
 
 

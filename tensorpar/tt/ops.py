@@ -193,7 +193,7 @@ def hadamard_core(a: Any, b: Any, engine: Engine = "auto") -> Any:
     xp = get_array_module(a, b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"cores have mode sizes {a.shape[1]} and {b.shape[1]}; expected equal")
-    eng = resolve_engine(engine, xp, has_numba_kernel=True)
+    eng = resolve_engine(engine, xp, op="tt_hadamard_core")
     if eng == "numpy":
         return hadamard_core_reference(a, b)
     from ..kernels import get_kernel

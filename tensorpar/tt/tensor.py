@@ -134,7 +134,7 @@ class TTTensor:
         if ((idx < -shape) | (idx >= shape)).any():
             raise ValueError(f"indices out of range for a TT tensor of shape {self.shape}")
         idx = idx % shape
-        if resolve_engine(engine, xp, has_numba_kernel=True) == "numba":
+        if resolve_engine(engine, xp, op="tt_entries") == "numba":
             from ..kernels import get_kernel
 
             vals = get_kernel("tt_entries", "numba")(self.cores, idx)

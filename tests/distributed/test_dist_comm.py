@@ -212,6 +212,45 @@ def test_check_all_raises_everywhere(comm):
         assert f"rank(s) [{bad}]" in str(info.value) and f"bad input on {bad}" in str(info.value)
 
 
+def test_agree_equal_values_cost_one_metadata_call(comm):
+    with C.count_traffic() as c:
+        C.agree(comm, {"rank": 3, "tol": 1e-8, "shape": (4, 5), "A": np.arange(6.0)})
+    assert c.total_calls == 0 and c.calls.get("meta", 0) == (1 if comm.size > 1 else 0)
+
+
+def test_agree_names_the_argument_and_every_rank_value(comm):
+    if comm.size == 1:
+        pytest.skip("needs at least two ranks to differ")
+    last = comm.size - 1
+    with pytest.raises(ValueError) as info:
+        C.agree(comm, {"rank": 3, "max_iter": 4 if comm.rank == last else 5})
+    msg = str(info.value)
+    assert "argument 'max_iter' differs across ranks" in msg and "'rank'" not in msg
+    assert f"rank {last}: 4" in msg and "rank 0: 5" in msg
+
+
+def test_agree_raises_the_local_error_type_on_every_rank(comm):
+    last = comm.size - 1
+    err = TypeError("mode must be an integer, got str") if comm.rank == last else None
+    with pytest.raises(TypeError, match="mode must be an integer") as info:
+        C.agree(comm, {"mode": 1}, error=err)
+    if comm.size > 1:
+        assert f"(on rank {last} of {comm.size})" in str(info.value)
+    err = KeyError("x") if comm.rank == 0 else None   # other types become RuntimeError
+    with pytest.raises(KeyError if comm.size == 1 else RuntimeError):
+        C.agree(comm, error=err)
+
+
+def test_fingerprint_distinguishes_values_not_identity():
+    a = np.arange(6.0)
+    assert C.fingerprint(a) == C.fingerprint(a.copy()) == C.fingerprint(a.reshape(2, 3).ravel())
+    assert C.fingerprint(a) != C.fingerprint(a.reshape(2, 3))
+    assert C.fingerprint(a) != C.fingerprint(a.astype(np.float32))
+    assert C.fingerprint({"b": 1, "a": (2, 3)}) == C.fingerprint({"a": (2, 3), "b": 1})
+    assert C.fingerprint([1, 2]) != C.fingerprint((1, 2))
+    assert 0 <= C.fingerprint("x") < 2 ** 62
+
+
 def test_collective_guard(comm):
     with collective_guard(comm):
         pass

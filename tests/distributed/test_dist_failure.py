@@ -28,7 +28,7 @@ def _mpiexec() -> str | None:
     return here if os.path.exists(here) else shutil.which("mpiexec")
 
 
-def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
+def _run(tmp_path, body: str, n: int = 2) -> subprocess.CompletedProcess:
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(body))
     # Drop the variables of this (singleton) MPI process so the child job is independent.
@@ -36,7 +36,7 @@ def _run(tmp_path, body: str) -> subprocess.CompletedProcess:
            if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
     env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
     env["NUMBA_NUM_THREADS"] = "1"
-    return subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(script)],
+    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script)],
                           capture_output=True, text=True, timeout=TIMEOUT, env=env)
 
 
@@ -61,6 +61,22 @@ def test_uncaught_exception_on_one_rank_aborts_the_job(tmp_path, serial_only):
     assert res.returncode != 0
     assert "RuntimeError: boom on rank 1" in res.stderr
     assert "uncaught RuntimeError on rank 1 of 2; aborting the MPI job" in res.stderr
+
+
+def test_uncaught_keyboard_interrupt_on_one_rank_aborts_the_job(tmp_path, serial_only):
+    # e.g. Ctrl-C delivered to one process, or a callback raising KeyboardInterrupt
+    res = _run(tmp_path, """
+        import numpy as np
+        from tensorpar.distributed import comm as C
+        rank = C.resolve_comm().Get_rank()   # the first distributed call installs the hook
+        if rank == 1:
+            raise KeyboardInterrupt
+        C.allreduce(None, np.ones(3))        # rank 0 would wait here forever without the hook
+        print("unreachable", flush=True)
+    """)
+    assert res.returncode != 0
+    assert "unreachable" not in res.stdout
+    assert "uncaught KeyboardInterrupt on rank 1 of 2; aborting the MPI job" in res.stderr
 
 
 def test_bad_input_on_one_rank_raises_on_all(tmp_path, serial_only):
@@ -89,3 +105,84 @@ def test_clean_job_exits_zero(tmp_path, serial_only):
     """)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("2.0") == 2
+
+
+# --- argument agreement before the first message: cases that hung or crashed before ---------
+AGREEMENT_JOB = """
+    import os
+    import numpy as np
+    from tensorpar.distributed import DistTensor, dist_mttkrp, dist_mttkrp_sweep, factor_blocks
+    from tensorpar.distributed import comm as C
+    from tensorpar.distributed.grid import block_bounds
+
+    comm = C.resolve_comm()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    last = size - 1
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 5, 4))
+    # one file per rank: lines printed by several ranks can interleave in mpiexec's stdout
+    out = open(os.path.join(os.path.dirname(__file__), f"rank{rank}.txt"), "w")
+
+    def case(name, fn):
+        try:
+            fn()
+            out.write(f"CASE|{name}|{rank}|none|\\n")
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            msg = str(exc).replace("\\n", " ")
+            out.write(f"CASE|{name}|{rank}|{type(exc).__name__}|{msg}\\n")
+        out.flush()
+        comm.Barrier()   # every rank got here: nobody is stuck in a collective
+
+    def rows(n):
+        a, b = block_bounds(n, size, rank)
+        return b - a
+
+    # ranks disagree on the global shape: the library-chosen grids would differ
+    case("from_local_shape", lambda: DistTensor.from_local(
+        np.ones(3), (12, 1) if rank == 0 else (1, 12)))
+    case("from_local_dtype", lambda: DistTensor.from_local(
+        np.ones((rows(2 * size), 3), dtype=np.float32 if rank == 0 else np.float64),
+        (2 * size, 3), grid=(size, 1)))
+    case("from_local_block", lambda: DistTensor.from_local(
+        np.ones((rows(2 * size) + (rank == last), 3)), (2 * size, 3), grid=(size, 1)))
+
+    T = DistTensor.scatter(X if rank == 0 else None, comm=comm)
+    F3 = [rng.standard_normal((n, 3)) for n in X.shape]
+    F4 = [rng.standard_normal((n, 4)) for n in X.shape]
+    B3, B4 = factor_blocks(T, F3), factor_blocks(T, F4)
+    case("mttkrp_mode", lambda: dist_mttkrp(T, B3, 0 if rank == 0 else 1))
+    case("mttkrp_rank", lambda: dist_mttkrp(T, B3 if rank == 0 else B4, 1))
+    case("mttkrp_engine", lambda: dist_mttkrp(T, B3, 1, engine="numpy" if rank == 0 else "auto"))
+    case("mttkrp_mode_type", lambda: dist_mttkrp(T, B3, "x" if rank == last else 1))
+    case("sweep_rank", lambda: dist_mttkrp_sweep(T, list(B3 if rank == 0 else B4),
+                                                  lambda n, M: M))
+    T.free()
+"""
+
+EXPECTED = {
+    "from_local_shape": ("ValueError", "argument 'shape' differs across ranks"),
+    "from_local_dtype": ("ValueError", "argument 'dtype' differs across ranks"),
+    "from_local_block": ("ValueError", "local block has shape"),
+    "mttkrp_mode": ("ValueError", "argument 'mode' differs across ranks"),
+    "mttkrp_rank": ("ValueError", "argument 'rank R of the factor blocks' differs"),
+    "mttkrp_engine": ("ValueError", "argument 'engine' differs across ranks"),
+    "mttkrp_mode_type": ("TypeError", "mode must be an integer"),
+    "sweep_rank": ("ValueError", "argument 'rank R of the factor blocks' differs"),
+}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_ranks_agree_on_arguments_before_moving_data(tmp_path, serial_only, n):
+    res = _run(tmp_path, AGREEMENT_JOB, n=n)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen: dict[str, dict[int, tuple[str, str]]] = {}
+    lines = [ln for r in range(n) for ln in (tmp_path / f"rank{r}.txt").read_text().splitlines()]
+    for line in lines:
+        if line.startswith("CASE|"):
+            _, name, rank, kind, msg = line.split("|", 4)
+            seen.setdefault(name, {})[int(rank)] = (kind, msg)
+    assert set(seen) == set(EXPECTED)
+    for name, (kind, text) in EXPECTED.items():
+        assert sorted(seen[name]) == list(range(n)), name
+        for rank, (got_kind, msg) in seen[name].items():
+            assert got_kind == kind and text in msg, (name, rank, got_kind, msg)
