@@ -9,6 +9,15 @@ the products go through :mod:`tensorpar.tt`. Parallel layouts live in
 
 from __future__ import annotations
 
+# --- dense layers, activations, losses, optimizers (nn1) ---
+from .activation import GELU, ReLU, Sigmoid, Tanh
+from .linear import Linear
+from .loss import MSELoss, SoftmaxCrossEntropy
 from .module import Module, Parameter, Sequential, load_state, save_state
+from .optim import SGD, Adam, AdamW, WarmupCosine, clip_grad_norm
 
-__all__ = ["Module", "Parameter", "Sequential", "load_state", "save_state"]
+__all__ = [
+    "GELU", "SGD", "Adam", "AdamW", "Linear", "MSELoss", "Module", "Parameter", "ReLU",
+    "Sequential", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "WarmupCosine", "clip_grad_norm",
+    "load_state", "save_state",
+]
