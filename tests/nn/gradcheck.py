@@ -74,7 +74,9 @@ def check_gradients(module: Any, *inputs: Any, eps: float = 1e-6, params: bool =
     forward pass (e.g. to reseed a dropout mask). ``max_entries`` samples
     that many entries of larger tensors (seeded).
     """
-    rng = np.random.default_rng(seed)
+    # a seed sequence no test uses for its data: with default_rng(0) data and default_rng(0)
+    # weights, a LayerNorm's output gradient is orthogonal to the weights (a maximum)
+    rng = np.random.default_rng((seed, 7919))
     weights: list[Any] = []
 
     def forward() -> Any:
