@@ -193,6 +193,17 @@ class Module:
         """Number of trainable scalars."""
         return sum(p.size for p in self.parameters())
 
+    def parameter_bytes(self) -> int:
+        """Bytes of the parameter values (the gradients take as many again).
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> Linear(4, 3, seed=0).parameter_bytes()  # (12 + 3) float64
+        120
+        """
+        return sum(int(p.data.nbytes) for p in self.parameters())
+
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero (in place)."""
         for p in self.parameters():
