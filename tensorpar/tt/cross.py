@@ -1,0 +1,411 @@
+"""TT-cross: a tensor train from a black-box function of multi-indices.
+
+Alternating one-site cross approximation with maxvol pivots (Oseledets and
+Tyrtyshnikov, "TT-cross approximation for multidimensional arrays", Linear
+Algebra Appl. 432, 2010) and rank adaptation by truncated SVDs of the fibre
+matrices, in the spirit of the DMRG/ALS-cross of Savostyanov and Oseledets
+(2011).
+
+**Algorithm.** Bond ``k`` (between modes ``k-1`` and ``k``) carries a set
+``I_k`` of left multi-indices (over modes ``0..k-1``) and a set ``J_k`` of right
+ones (over modes ``k..d-1``); ``J_k`` starts as ``init_rank`` random
+multi-indices. A left-to-right half-sweep visits the cores in order: it
+evaluates the fibres ``Z_k[a, i, b] = f(I_k[a], i, J_{k+1}[b])`` in one batch,
+takes the SVD of the ``(|I_k| n_k) x |J_{k+1}|`` matrix of ``Z_k``, keeps the
+``rho`` singular vectors ``U`` that the per-bond accuracy
+``eps / sqrt(d - 1)`` needs, and chooses ``s >= rho`` rows of ``U`` with
+:func:`~tensorpar.tt.maxvol.maxvol_rect`. Those rows extend ``I_k`` to
+``I_{k+1}``, and the core is ``U pinv(U[rows])``, the interpolation
+``Z_k pinv(Z_k[rows])`` of the skeleton decomposition. The last core is the
+fibre tensor itself. A right-to-left half-sweep does the same on the
+transposed matrices and renews the ``J_k``.
+
+**Rank adaptation.** ``s = rho + kick`` when ``rho`` is smaller than the number
+of columns (the bond has spare indices, and the ``kick`` extra rows test the
+next half-sweep for missing rank); when the fibre matrix has full column rank
+the bond grows geometrically, ``s = rho + max(kick, ceil(rho / 2))``. With
+``eps=None`` every bond keeps ``rank`` indices (fixed-rank cross).
+
+**Stopping.** After each half-sweep the new train is compared with the
+previous one: the run has converged when ``||Y - Y_prev|| <= tol ||Y||`` and no
+bond had to grow. The result is then rounded to ``eps`` by
+:func:`tensorpar.tt_round`, which removes the ``kick`` indices again.
+
+**Cost.** A half-sweep evaluates ``sum_k r_k n_k r_{k+1}`` entries (fewer with
+the cache: a converged half-sweep asks only for known entries) and spends
+``O(sum_k n_k r_k r_{k+1}^2)`` flops in SVDs and maxvol, plus
+``O(d n r^3)`` for the convergence test. The evaluations happen in ``d``
+batches per half-sweep, so a vectorised ``f`` is called ``d`` times.
+
+Scale invariance: the fibre matrices are scaled by a power of two before the
+SVD, and the cores other than the last one depend only on singular vectors,
+so ``c * f`` gives ``c`` times the train for any representable ``c``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validation import check_eps, check_positive_int
+from .eval_cache import EvalCache
+from .maxvol import maxvol_rect
+from .ops import tt_log_norm, tt_sub
+from .rounding import tt_round
+from .tensor import TTTensor
+
+__all__ = ["CrossOptions", "CrossResult", "CrossStop", "check_values", "cross_sweeps",
+           "fiber_indices", "tt_cross"]
+
+#: Why :func:`tt_cross` stopped.
+CrossStop = Literal["converged", "max_evals", "max_sweeps"]
+
+#: Batch evaluator: distinct multi-indices (m, d) -> their m values.
+Evaluate = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class CrossResult:
+    """Result of :func:`tt_cross`.
+
+    Attributes
+    ----------
+    tt : TTTensor
+        The approximation (float64 numpy cores).
+    n_evals : int
+        Entries of ``f`` evaluated (distinct multi-indices when the cache is on).
+    n_sweeps : int
+        Half-sweeps completed (one pass over the cores in one direction).
+    converged : bool
+        Whether the stopping test passed.
+    stop : {"converged", "max_evals", "max_sweeps"}
+    n_requests : int
+        Entries the algorithm asked for, cache hits included.
+    change : float
+        ``||Y - Y_prev|| / ||Y||`` of the last half-sweep (inf after one).
+    """
+
+    tt: TTTensor
+    n_evals: int
+    n_sweeps: int
+    converged: bool
+    stop: CrossStop
+    n_requests: int
+    change: float
+
+
+@dataclass(frozen=True)
+class CrossOptions:
+    """Validated settings of :func:`tt_cross` (see there); equal on every rank in MPI runs."""
+
+    shape: tuple[int, ...]
+    eps: float | None
+    rank: int | None
+    max_evals: int | None
+    max_sweeps: int
+    init_rank: int
+    kick: int
+    tol: float
+    cache: bool
+
+    @classmethod
+    def from_args(cls, shape: Sequence[int], eps: Any, rank: Any, max_evals: Any,
+                  max_sweeps: Any, init_rank: Any, kick: Any, tol: Any,
+                  cache: Any) -> CrossOptions:
+        """Check every argument, raising a TypeError or ValueError that names it."""
+        if not isinstance(shape, (list, tuple)) or len(shape) == 0:
+            raise TypeError(f"shape must be a non-empty sequence of ints, got {shape!r}")
+        shape = tuple(check_positive_int(n, f"shape[{k}]") for k, n in enumerate(shape))
+        if eps is None and rank is None:
+            raise ValueError("give eps (rank-adaptive cross) or rank (fixed rank), or both")
+        eps = None if eps is None else check_eps(eps)
+        rank = None if rank is None else check_positive_int(rank, "rank")
+        max_evals = None if max_evals is None else check_positive_int(max_evals, "max_evals")
+        max_sweeps = check_positive_int(max_sweeps, "max_sweeps")
+        default_init = 2 if rank is None else min(rank, 2) if eps is not None else rank
+        init_rank = default_init if init_rank is None else check_positive_int(init_rank,
+                                                                              "init_rank")
+        kick = check_positive_int(kick, "kick", minimum=0)
+        tol = (eps if eps is not None else 1e-12) if tol is None else check_eps(tol, "tol")
+        if not isinstance(cache, (bool, np.bool_)):
+            raise TypeError(f"cache must be a bool, got {type(cache).__name__}")
+        return cls(shape, eps, rank, max_evals, max_sweeps, init_rank, kick, tol, bool(cache))
+
+
+def check_values(values: Any, m: int, name: str = "f") -> np.ndarray:
+    """``values`` as a float64 array of shape ``(m,)``; TypeError/ValueError naming ``name``."""
+    y = np.asarray(values.get() if hasattr(values, "get") and not isinstance(values, dict)
+                   else values)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must return real numbers, got dtype {y.dtype}")
+    if y.shape != (m,):
+        raise ValueError(f"{name} returned shape {y.shape} for a batch of {m} multi-indices; "
+                         f"expected ({m},)")
+    y = y.astype(np.float64, copy=False)
+    if not np.isfinite(y).all():
+        raise ValueError(f"{name} returned non-finite values (at batch rows "
+                         f"{np.flatnonzero(~np.isfinite(y))[:5].tolist()})")
+    return y
+
+
+def fiber_indices(left: np.ndarray, n: int, right: np.ndarray) -> np.ndarray:
+    """Multi-indices ``(left[a], i, right[b])`` in C order over ``(a, i, b)``, shape (r n c, d)."""
+    r, k = left.shape
+    c, rest = right.shape
+    out = np.empty((r, n, c, k + 1 + rest), dtype=np.int64)
+    out[..., :k] = left[:, None, None, :]
+    out[..., k] = np.arange(n)[None, :, None]
+    out[..., k + 1:] = right[None, None, :, :]
+    return out.reshape(-1, k + 1 + rest)
+
+
+class _Sampler:
+    """Counts evaluations, enforces ``max_evals`` and consults the cache."""
+
+    def __init__(self, evaluate: Evaluate, opts: CrossOptions) -> None:
+        self.evaluate = evaluate
+        self.max_evals = opts.max_evals
+        self.cache = EvalCache(opts.shape) if opts.cache else None
+        self.n_evals = 0
+        self.n_requests = 0
+
+    def _fresh(self, rows: np.ndarray) -> np.ndarray | None:
+        if self.max_evals is not None and self.n_evals + len(rows) > self.max_evals:
+            return None
+        values = self.evaluate(rows)
+        self.n_evals += len(rows)
+        return values
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray | None:
+        self.n_requests += len(idx)
+        return self._fresh(idx) if self.cache is None else self.cache.get(idx, self._fresh)
+
+
+def _truncation_rank(S: np.ndarray, eps: float) -> int:
+    tail2 = np.cumsum((S ** 2)[::-1])[::-1]  # tail2[j] = sum_{i >= j} S_i^2
+    return max(int(np.count_nonzero(tail2 > eps * eps * tail2[0])), 1)
+
+
+def select_rows(M: np.ndarray, opts: CrossOptions) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Rows of ``M`` for the next index set, the interpolation core, and whether the bond grows."""
+    n_rows, n_cols = M.shape
+    amax = float(np.abs(M).max())
+    # a power of two keeps the SVD exact in scale and away from under/overflow
+    scaled = np.ldexp(M, -math.frexp(amax)[1]) if amax > 0 else M
+    U, S, _ = np.linalg.svd(scaled, full_matrices=False)
+    d = len(opts.shape)
+    eps_bond = (opts.eps / math.sqrt(max(d - 1, 1)) if opts.eps is not None
+                else 4 * np.finfo(np.float64).eps)
+    rho = _truncation_rank(S, max(eps_bond, np.finfo(np.float64).eps)) if amax > 0 else 1
+    cap = min(opts.rank if opts.rank is not None else n_rows, n_rows)
+    rho = min(rho, cap)
+    if opts.eps is None:
+        s = cap
+    elif rho == n_cols:
+        s = min(rho + max(opts.kick, -(-rho // 2)), cap)
+    else:
+        s = min(rho + opts.kick, cap)
+    grows = opts.eps is not None and rho == n_cols and s > n_cols
+    rows, C = maxvol_rect(U[:, :rho], s)
+    return rows, C, grows
+
+
+def _initial_right(rng: np.random.Generator, shape: tuple[int, ...], size: int) -> np.ndarray:
+    """``min(size, prod(shape))`` distinct random multi-indices over ``shape``."""
+    total = math.prod(shape)
+    if total <= max(4 * size, 1 << 16):
+        lin = rng.choice(total, size=min(size, total), replace=False)
+        return np.stack(np.unravel_index(lin, shape), axis=1).astype(np.int64)
+    rows = np.empty((0, len(shape)), dtype=np.int64)
+    while rows.shape[0] < size:  # duplicates are rare in a large space: redraw them
+        draw = rng.integers(0, shape, size=(size, len(shape)), dtype=np.int64)
+        rows = np.unique(np.concatenate([rows, draw]), axis=0)
+    return rows[rng.permutation(rows.shape[0])[:size]]
+
+
+class _State:
+    """Index sets of a cross run: ``left[k]`` (r_k, k), ``right[k]`` (r_k', d - k)."""
+
+    def __init__(self, opts: CrossOptions, seed: Any) -> None:
+        shape = opts.shape
+        d = len(shape)
+        rng = np.random.default_rng(seed)
+        self.left: list[np.ndarray] = [np.zeros((1, 0), dtype=np.int64)] * (d + 1)
+        self.right: list[np.ndarray] = [np.zeros((1, 0), dtype=np.int64)] * (d + 1)
+        for k in range(1, d):
+            self.right[k] = _initial_right(rng, shape[k:], opts.init_rank)
+        self.reuse: tuple[int, np.ndarray] | None = None
+
+
+def _half_sweep(sampler: _Sampler, state: _State, opts: CrossOptions,
+                forward: bool) -> tuple[list[Any], bool] | None:
+    """One pass over the cores; the cores and whether a bond grew, or None when out of budget."""
+    shape = opts.shape
+    d = len(shape)
+    cores: list[Any] = [None] * d
+    grew = False
+    for k in (range(d) if forward else range(d - 1, -1, -1)):
+        left, right, n = state.left[k], state.right[k + 1], shape[k]
+        if state.reuse is not None and state.reuse[0] == k:
+            Z = state.reuse[1]  # the end core of the previous half-sweep: same index sets
+        else:
+            values = sampler(fiber_indices(left, n, right))
+            if values is None:
+                return None
+            Z = values.reshape(left.shape[0], n, right.shape[0])
+        if k == (d - 1 if forward else 0):
+            cores[k] = Z
+            state.reuse = (k, Z)
+            break
+        r, _, c = Z.shape
+        if forward:
+            rows, C, grows = select_rows(Z.reshape(r * n, c), opts)
+            cores[k] = C.reshape(r, n, -1)
+            state.left[k + 1] = np.hstack([left[rows // n], (rows % n)[:, None]])
+        else:
+            rows, C, grows = select_rows(Z.reshape(r, n * c).T, opts)
+            cores[k] = C.T.reshape(-1, n, c)
+            state.right[k] = np.hstack([(rows // c)[:, None], right[rows % c]])
+        grew |= grows
+    return cores, grew
+
+
+def relative_change(new: TTTensor, old: TTTensor) -> float:
+    """``||new - old|| / ||new||`` by QR-based log norms (accurate near zero, any scale)."""
+    log_new = tt_log_norm(new, method="qr")
+    if log_new == -math.inf:
+        return 0.0 if tt_log_norm(old, method="qr") == -math.inf else math.inf
+    log_diff = tt_log_norm(tt_sub(new, old), method="qr")
+    return 0.0 if log_diff == -math.inf else math.exp(min(log_diff - log_new, 700.0))
+
+
+def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
+                 decide: Callable[[bool], bool] | None = None) -> CrossResult:
+    """Run the cross iteration on a batch evaluator (the engine of :func:`tt_cross`).
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(rows)`` returns the float64 values (shape ``(m,)``) at the
+        distinct multi-indices ``rows`` (shape ``(m, d)``). The distributed
+        version passes one that evaluates a share of the rows per process and
+        gathers the values.
+    opts : CrossOptions
+    seed : int or numpy.random.Generator, optional
+        Draws the initial right index sets.
+    decide : callable, optional
+        ``decide(flag)`` turns a local stop decision into a collective one
+        (the distributed version passes an MPI "any").
+
+    Returns
+    -------
+    CrossResult
+    """
+    sampler = _Sampler(evaluate, opts)
+    state = _State(opts, seed)
+    tt: TTTensor | None = None
+    change, n_sweeps, stop = math.inf, 0, "max_sweeps"
+    while n_sweeps < opts.max_sweeps:
+        out = _half_sweep(sampler, state, opts, forward=n_sweeps % 2 == 0)
+        if out is None:
+            stop = "max_evals"
+            break
+        cur = TTTensor(out[0])
+        n_sweeps += 1
+        if tt is not None:
+            change = relative_change(cur, tt)
+        tt = cur
+        done = change <= opts.tol and not out[1]
+        if decide is not None:
+            done = decide(done)
+        if done:
+            stop = "converged"
+            break
+    if tt is None:
+        raise ValueError(f"max_evals = {opts.max_evals} is too small for one half-sweep "
+                         f"(it needs about {opts.init_rank ** 2 * sum(opts.shape)} evaluations)")
+    if stop == "converged" and opts.eps is not None and len(opts.shape) > 1:
+        tt = tt_round(tt, eps=opts.eps, max_rank=opts.rank)
+    return CrossResult(tt, sampler.n_evals, n_sweeps, stop == "converged", stop,  # type: ignore[arg-type]
+                       sampler.n_requests, change)
+
+
+def tt_cross(f: Callable[[np.ndarray], Any], shape: Sequence[int], *, eps: float | None = None,
+             rank: int | None = None, max_evals: int | None = None, max_sweeps: int = 40,
+             init_rank: int | None = None, kick: int = 1, tol: float | None = None,
+             cache: bool = True, seed: Any = None) -> CrossResult:
+    """Tensor train of a black-box function of multi-indices by alternating maxvol cross.
+
+    Parameters
+    ----------
+    f : callable
+        ``f(idx)`` with ``idx`` an int64 array of shape ``(m, d)`` of
+        multi-indices (``0 <= idx[:, k] < shape[k]``) returns ``m`` real values
+        (a numpy array of shape ``(m,)``). It is called ``d`` times per
+        half-sweep, on batches of ``O(n r^2)`` indices.
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    eps : float, optional
+        Relative accuracy: rank-adaptive cross, stopped when a half-sweep
+        changes the train by less than ``tol`` (default ``eps``) relative to
+        its norm, then rounded to ``eps``.
+    rank : int, optional
+        Largest TT rank; with ``eps=None`` every rank is exactly ``rank``
+        (capped by the unfolding sizes). Give ``eps``, ``rank`` or both.
+    max_evals : int, optional
+        Budget of evaluations of ``f``; a half-sweep that would exceed it is
+        not started, and the train of the last completed half-sweep is
+        returned (``stop="max_evals"``).
+    max_sweeps : int
+        Most half-sweeps (default 40).
+    init_rank : int, optional
+        Size of the random initial right index sets (default 2, or ``rank``
+        in fixed-rank mode).
+    kick : int
+        Spare indices kept on every bond to detect missing rank (default 1).
+    tol : float, optional
+        Stopping threshold on the relative change (default ``eps``, or 1e-12
+        in fixed-rank mode).
+    cache : bool
+        Remember every value so that no multi-index is evaluated twice
+        (default True; costs ``O(m log N)`` per batch of ``m`` among ``N``
+        stored values, a few hundred ns per index, and 16 bytes per value:
+        turn it off only for functions cheaper than that).
+    seed : int or numpy.random.Generator, optional
+        Initial index sets; equal seeds give equal results.
+
+    Returns
+    -------
+    CrossResult
+        ``tt`` and the counts ``n_evals``, ``n_sweeps``, ``converged``,
+        ``stop``, ``n_requests`` and ``change``.
+
+    Notes
+    -----
+    The algorithm and its cost are described in :mod:`tensorpar.tt.cross`.
+    With ``eps``, a function of TT ranks ``r`` is recovered in a few
+    half-sweeps of ``sum_k (r + 1)^2 n_k`` evaluations each; the approximation
+    is exact (to rounding) when the ranks suffice, since the cross
+    interpolates ``f`` on its fibres.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.cross import tt_cross
+    >>> x = np.linspace(0.0, 1.0, 20)
+    >>> res = tt_cross(lambda idx: np.sin(x[idx].sum(axis=1)), (20,) * 6, eps=1e-10, seed=0)
+    >>> res.tt.ranks, res.converged
+    ((1, 2, 2, 2, 2, 2, 1), True)
+    >>> idx = np.array([[1, 2, 3, 4, 5, 6]])
+    >>> bool(abs(res.tt.entries(idx)[0] - np.sin(x[idx].sum())) < 1e-12)
+    True
+    """
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    opts = CrossOptions.from_args(shape, eps, rank, max_evals, max_sweeps, init_rank, kick,
+                                  tol, cache)
+    return cross_sweeps(lambda rows: check_values(f(rows), len(rows)), opts, seed)
