@@ -59,7 +59,7 @@ from .rounding import tt_round
 from .tensor import TTTensor
 
 __all__ = ["CrossOptions", "CrossResult", "CrossStop", "check_values", "cross_sweeps",
-           "fiber_indices", "tt_cross"]
+           "tt_cross"]
 
 #: Why :func:`tt_cross` stopped.
 CrossStop = Literal["converged", "max_evals", "max_sweeps"]
@@ -116,7 +116,16 @@ class CrossOptions:
     def from_args(cls, shape: Sequence[int], eps: Any, rank: Any, max_evals: Any,
                   max_sweeps: Any, init_rank: Any, kick: Any, tol: Any,
                   cache: Any) -> CrossOptions:
-        """Check every argument, raising a TypeError or ValueError that names it."""
+        """Check every argument, raising a TypeError or ValueError that names it.
+
+        Examples
+        --------
+        >>> from tensorpar.tt.cross import CrossOptions
+        >>> CrossOptions.from_args((4, 4), None, None, None, 40, None, 1, None, True)
+        Traceback (most recent call last):
+        ...
+        ValueError: give eps (rank-adaptive cross) or rank (fixed rank), or both
+        """
         if not isinstance(shape, (list, tuple)) or len(shape) == 0:
             raise TypeError(f"shape must be a non-empty sequence of ints, got {shape!r}")
         shape = tuple(check_positive_int(n, f"shape[{k}]") for k, n in enumerate(shape))
@@ -137,7 +146,18 @@ class CrossOptions:
 
 
 def check_values(values: Any, m: int, name: str = "f") -> np.ndarray:
-    """``values`` as a float64 array of shape ``(m,)``; TypeError/ValueError naming ``name``."""
+    """``values`` as a float64 array of shape ``(m,)``; TypeError/ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.cross import check_values
+    >>> check_values([1, 2], 2)
+    array([1., 2.])
+    >>> check_values([1.0], 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: f returned shape (1,) for a batch of 2 multi-indices; expected (2,)
+    """
     y = np.asarray(values.get() if hasattr(values, "get") and not isinstance(values, dict)
                    else values)
     if y.dtype.kind not in "biuf":
@@ -152,7 +172,7 @@ def check_values(values: Any, m: int, name: str = "f") -> np.ndarray:
     return y
 
 
-def fiber_indices(left: np.ndarray, n: int, right: np.ndarray) -> np.ndarray:
+def _fiber_indices(left: np.ndarray, n: int, right: np.ndarray) -> np.ndarray:
     """Multi-indices ``(left[a], i, right[b])`` in C order over ``(a, i, b)``, shape (r n c, d)."""
     r, k = left.shape
     c, rest = right.shape
@@ -190,7 +210,7 @@ def _truncation_rank(S: np.ndarray, eps: float) -> int:
     return max(int(np.count_nonzero(tail2 > eps * eps * tail2[0])), 1)
 
 
-def select_rows(M: np.ndarray, opts: CrossOptions) -> tuple[np.ndarray, np.ndarray, bool]:
+def _select_rows(M: np.ndarray, opts: CrossOptions) -> tuple[np.ndarray, np.ndarray, bool]:
     """Rows of ``M`` for the next index set, the interpolation core, and whether the bond grows."""
     n_rows, n_cols = M.shape
     amax = float(np.abs(M).max())
@@ -253,7 +273,7 @@ def _half_sweep(sampler: _Sampler, state: _State, opts: CrossOptions,
         if state.reuse is not None and state.reuse[0] == k:
             Z = state.reuse[1]  # the end core of the previous half-sweep: same index sets
         else:
-            values = sampler(fiber_indices(left, n, right))
+            values = sampler(_fiber_indices(left, n, right))
             if values is None:
                 return None
             Z = values.reshape(left.shape[0], n, right.shape[0])
@@ -263,18 +283,18 @@ def _half_sweep(sampler: _Sampler, state: _State, opts: CrossOptions,
             break
         r, _, c = Z.shape
         if forward:
-            rows, C, grows = select_rows(Z.reshape(r * n, c), opts)
+            rows, C, grows = _select_rows(Z.reshape(r * n, c), opts)
             cores[k] = C.reshape(r, n, -1)
             state.left[k + 1] = np.hstack([left[rows // n], (rows % n)[:, None]])
         else:
-            rows, C, grows = select_rows(Z.reshape(r, n * c).T, opts)
+            rows, C, grows = _select_rows(Z.reshape(r, n * c).T, opts)
             cores[k] = C.T.reshape(-1, n, c)
             state.right[k] = np.hstack([(rows // c)[:, None], right[rows % c]])
         grew |= grows
     return cores, grew
 
 
-def relative_change(new: TTTensor, old: TTTensor) -> float:
+def _relative_change(new: TTTensor, old: TTTensor) -> float:
     """``||new - old|| / ||new||`` by QR-based log norms (accurate near zero, any scale)."""
     log_new = tt_log_norm(new, method="qr")
     if log_new == -math.inf:
@@ -304,6 +324,17 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
     Returns
     -------
     CrossResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.cross import CrossOptions, cross_sweeps
+    >>> opts = CrossOptions.from_args((5, 6, 7), eps=1e-12, rank=None, max_evals=None,
+    ...                               max_sweeps=10, init_rank=None, kick=1, tol=None,
+    ...                               cache=True)
+    >>> res = cross_sweeps(lambda idx: (idx + 1.0).prod(axis=1), opts, seed=0)
+    >>> res.tt.ranks, res.stop
+    ((1, 1, 1, 1), 'converged')
     """
     sampler = _Sampler(evaluate, opts)
     state = _State(opts, seed)
@@ -317,7 +348,7 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
         cur = TTTensor(out[0])
         n_sweeps += 1
         if tt is not None:
-            change = relative_change(cur, tt)
+            change = _relative_change(cur, tt)
         tt = cur
         done = change <= opts.tol and not out[1]
         if decide is not None:

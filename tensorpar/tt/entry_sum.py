@@ -33,7 +33,7 @@ import numpy as np
 from .._backend import get_array_module
 from .tensor import TTTensor
 
-__all__ = ["tt_entry_sum", "tt_entry_mean", "scaled_entry_sum"]
+__all__ = ["tt_entry_sum", "tt_entry_mean", "scaled_entry_sum", "ldexp_scalar"]
 
 #: Exponent reported for an all-zero core (below every float exponent).
 ZERO_EXPONENT = -4096
@@ -115,7 +115,8 @@ def scaled_entry_sum(cores: Sequence[Any], *, mean: bool = False,
     return v.reshape(-1)[0].item(), total
 
 
-def _finish(mantissa: Any, exponent: int) -> float | complex:
+def ldexp_scalar(mantissa: Any, exponent: int) -> float | complex:
+    """``mantissa * 2**exponent`` as a Python scalar; ``inf`` (not an error) on overflow."""
     with np.errstate(over="ignore", under="ignore"):
         if isinstance(mantissa, complex):
             return complex(np.ldexp(mantissa.real, exponent), np.ldexp(mantissa.imag, exponent))
@@ -148,7 +149,7 @@ def tt_entry_sum(x: TTTensor) -> float | complex:
     >>> tt_entry_sum(2.0**1000 * x) == 2.0**1000 * tt_entry_sum(x)   # bit for bit
     True
     """
-    return _finish(*scaled_entry_sum(_check(x).cores))
+    return ldexp_scalar(*scaled_entry_sum(_check(x).cores))
 
 
 def tt_entry_mean(x: TTTensor) -> float | complex:
@@ -167,4 +168,4 @@ def tt_entry_mean(x: TTTensor) -> float | complex:
     >>> tt_entry_mean(x), tt_entry_sum(x)
     (1.0, inf)
     """
-    return _finish(*scaled_entry_sum(_check(x).cores, mean=True))
+    return ldexp_scalar(*scaled_entry_sum(_check(x).cores, mean=True))
