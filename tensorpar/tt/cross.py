@@ -294,6 +294,27 @@ def _half_sweep(sampler: _Sampler, state: _State, opts: CrossOptions,
     return cores, grew
 
 
+def _normalized(cores: list[Any], k: int) -> tuple[TTTensor, int]:
+    """The train with core ``k`` divided by ``2**e`` (``max|core| < 1``), and ``e``."""
+    amax = float(np.abs(cores[k]).max())
+    if amax == 0:
+        return TTTensor(cores), 0
+    e = math.frexp(amax)[1]
+    cores = list(cores)
+    cores[k] = np.ldexp(cores[k], -e)
+    return TTTensor(cores), e
+
+
+def _times_pow2(tt: TTTensor, e: int) -> TTTensor:
+    return TTTensor([np.ldexp(tt.cores[0], e)] + tt.cores[1:]) if e else tt
+
+
+def _spread_pow2(tt: TTTensor, e: int) -> TTTensor:
+    """``tt * 2**e`` with the exponent spread evenly over the cores (no core overflows)."""
+    q, extra = divmod(e, tt.ndim)
+    return TTTensor([np.ldexp(c, q + (1 if k < extra else 0)) for k, c in enumerate(tt.cores)])
+
+
 def _relative_change(new: TTTensor, old: TTTensor) -> float:
     """``||new - old|| / ||new||`` by QR-based log norms (accurate near zero, any scale)."""
     log_new = tt_log_norm(new, method="qr")
@@ -338,18 +359,22 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
     """
     sampler = _Sampler(evaluate, opts)
     state = _State(opts, seed)
-    tt: TTTensor | None = None
+    tt: TTTensor | None = None  # the last train with its end core scaled to [0.5, 1) ...
+    exp = 0                     # ... times 2**exp
     change, n_sweeps, stop = math.inf, 0, "max_sweeps"
     while n_sweeps < opts.max_sweeps:
-        out = _half_sweep(sampler, state, opts, forward=n_sweeps % 2 == 0)
+        forward = n_sweeps % 2 == 0
+        out = _half_sweep(sampler, state, opts, forward)
         if out is None:
             stop = "max_evals"
             break
-        cur = TTTensor(out[0])
+        # the scale of f sits in the end core: factor it out exactly, so that the
+        # comparison and the rounding below never see extreme values
+        cur, cur_exp = _normalized(out[0], len(opts.shape) - 1 if forward else 0)
         n_sweeps += 1
         if tt is not None:
-            change = _relative_change(cur, tt)
-        tt = cur
+            change = _relative_change(cur, _times_pow2(tt, exp - cur_exp))
+        tt, exp = cur, cur_exp
         done = change <= opts.tol and not out[1]
         if decide is not None:
             done = decide(done)
@@ -361,8 +386,8 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
                          f"(it needs about {opts.init_rank ** 2 * sum(opts.shape)} evaluations)")
     if stop == "converged" and opts.eps is not None and len(opts.shape) > 1:
         tt = tt_round(tt, eps=opts.eps, max_rank=opts.rank)
-    return CrossResult(tt, sampler.n_evals, n_sweeps, stop == "converged", stop,  # type: ignore[arg-type]
-                       sampler.n_requests, change)
+    return CrossResult(_spread_pow2(tt, exp), sampler.n_evals, n_sweeps, stop == "converged",
+                       stop, sampler.n_requests, change)  # type: ignore[arg-type]
 
 
 def tt_cross(f: Callable[[np.ndarray], Any], shape: Sequence[int], *, eps: float | None = None,
