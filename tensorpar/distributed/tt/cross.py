@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ...tt.cross import CrossOptions, CrossResult, check_values, cross_sweeps
+from ...tt.cross import cross_sweeps
+from ...tt.cross_options import CrossOptions, CrossResult, check_values
 from ..comm import agree, allgatherv, any_true, bcast_object, resolve_comm
 from ..grid import block_bounds, block_sizes
 
