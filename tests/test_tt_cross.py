@@ -176,6 +176,33 @@ def test_smooth_function_reaches_eps():
     assert np.linalg.norm(res.tt.entries(idx) - y) <= 1e-7 * np.linalg.norm(y)
 
 
+def test_kink_is_not_mistaken_for_low_rank():
+    """sqrt(sum x^2) on [-1, 1]^6: spare indices chosen by maxvol alone stop at rank 2 (9% error)."""
+    g = np.linspace(-1.0, 1.0, 32)
+
+    def f(idx):
+        return np.sqrt((g[idx] ** 2).sum(axis=1))
+
+    idx = np.random.default_rng(0).integers(0, 32, size=(4000, 6))
+    y = f(idx)
+    for seed in range(3):
+        res = tt_cross(f, (32,) * 6, eps=1e-6, seed=seed)
+        assert res.converged
+        assert np.linalg.norm(res.tt.entries(idx) - y) <= 1e-5 * np.linalg.norm(y)
+
+
+def test_small_modes_respect_unfolding_limits():
+    # binary modes: the bonds next to the ends cannot exceed rank 2, which must not
+    # count as "the bond wants to grow" (that would prevent convergence)
+    def f(idx):
+        return np.sin(0.1 * idx.sum(axis=1))
+
+    res = tt_cross(f, (2,) * 50, eps=1e-10, seed=1)
+    assert res.converged and res.n_sweeps <= 6 and max(res.tt.ranks) == 2
+    idx = np.random.default_rng(2).integers(0, 2, size=(2000, 50))
+    assert np.abs(res.tt.entries(idx) - f(idx)).max() <= 1e-10
+
+
 def test_one_mode_and_zero_function():
     res = tt_cross(lambda i: i[:, 0] ** 2.0, (7,), eps=1e-12, seed=0)
     np.testing.assert_array_equal(res.tt.to_dense(), np.arange(7.0) ** 2)
