@@ -335,9 +335,9 @@ def tt_cross(f: Callable[[np.ndarray], Any], shape: Sequence[int], *, eps: float
         Largest TT rank; with ``eps=None`` every rank is exactly ``rank``
         (capped by the unfolding sizes). Give ``eps``, ``rank`` or both.
     max_evals : int, optional
-        Budget of evaluations of ``f``; a half-sweep that would exceed it is
-        not started, and the train of the last completed half-sweep is
-        returned (``stop="max_evals"``).
+        Budget of evaluations of ``f``: a batch that would exceed it is not
+        evaluated, and the train of the last completed half-sweep is returned
+        (``stop="max_evals"``); ``n_evals <= max_evals`` always.
     max_sweeps : int
         Most half-sweeps (default 40).
     init_rank : int, optional
