@@ -15,9 +15,11 @@ CASES = [((3, 4, 5), 2), ((7,), 1), ((2, 3, 2, 3, 2), 4), ((6, 1, 5), 3)]
 
 @pytest.mark.parametrize("shape, rank", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
-def test_against_dense(shape, rank, dtype):
+def test_against_dense(xp, shape, rank, dtype):
     x = random_tt(shape, rank, seed=5, dtype=dtype)
-    dense = x.to_dense().astype(np.complex128 if dtype == np.complex128 else np.float64)
+    x = TTTensor([xp.asarray(c) for c in x.cores])
+    dense = random_tt(shape, rank, seed=5, dtype=dtype).to_dense()
+    dense = dense.astype(np.complex128 if dtype == np.complex128 else np.float64)
     tol = 1e-5 if dtype == np.float32 else 1e-13
     scale = np.abs(dense).sum()
     assert abs(tt_entry_sum(x) - dense.sum()) <= tol * scale
