@@ -252,7 +252,7 @@ def tensor_norm(X: Any) -> float:
     """
     X = as_array(X, "X")
     s = sum_squares(X)
-    if 2.0**-960 <= s <= 2.0**960 or s == 0.0 and X.size == 0:
+    if 2.0**-960 <= s <= 2.0**960 or s == 0.0 and X.size == 0 or math.isnan(s):
         return math.sqrt(s)
     top = abs_max(X)
     if top == 0.0 or not math.isfinite(top):
@@ -314,7 +314,8 @@ def abs_max(X: Array) -> float:
         return 0.0
     if X.dtype.kind == "c":
         return float(max(float(xp.abs(c).max()) for c in _flat_chunks(X)))
-    return float(max(float(X.max()), -float(X.min())))
+    hi, lo = float(X.max()), float(X.min())
+    return hi if math.isnan(hi) else max(hi, -lo)
 
 
 def sample_indices(shape: Sequence[int], count: int = 16) -> list[tuple[int, ...]]:
