@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -60,7 +60,8 @@ def initial_state(X: Array, rank: int, init: InitMethod | CPTensor, *,
 
 def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
            seed: int | np.random.Generator | np.random.SeedSequence | None = None,
-           max_iter: int = 100, tol: float = 1e-8, nonnegative: bool = False, callback: Callback | None = None,
+           max_iter: int = 100, tol: float = 1e-8, nonnegative: bool = False,
+           callback: Callback | None = None,
            verbose: bool = False, checkpoint: str | os.PathLike[str] | None = None,
            checkpoint_every: int = 10, resume: str | os.PathLike[str] | None = None,
            engine: Engine = "auto") -> tuple[CPTensor, CPALSResult]:
@@ -172,7 +173,7 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
         t_origin = t_start
 
     def sweep(update: Update) -> None:
-        mttkrp_sweep(X, state.factors, update, engine=eng)
+        mttkrp_sweep(X, state.factors, update, engine=cast(Engine, eng))
 
     def save(st: CPALSState) -> None:
         save_checkpoint(str(options.checkpoint), st)

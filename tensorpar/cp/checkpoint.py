@@ -53,7 +53,7 @@ def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
         "elapsed": float(state.elapsed),
         "samples": [float(v) for v in state.samples],
     }
-    arrays = {"meta": np.array(json.dumps(meta)),
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)),
               "weights": to_numpy(state.model_weights()),
               "fits": np.asarray(state.fits, dtype=np.float64),
               "iter_times": np.asarray(state.iter_times, dtype=np.float64)}

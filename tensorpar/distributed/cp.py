@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -44,8 +44,14 @@ from ..cp.init import check_init
 from ..cp.loop import ALSHooks, Update, check_als_memory, run_als
 from ..cp.loop import als_iteration as shared_iteration
 from ..cp.result import CPALSResult
-from ..cp.state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed
-from ..cp.state import scale_exponent
+from ..cp.state import (
+    ALSOptions,
+    CPALSState,
+    check_als_options,
+    check_resumed,
+    check_seed,
+    scale_exponent,
+)
 from ..cp.tensor import CPTensor
 from ..dense import abs_max, sample_indices, sum_squares
 from . import comm as C
@@ -110,7 +116,7 @@ def _hooks(model: DistCPModel, engine: str, checkpoint: str | None = None) -> AL
     X, cart = model.X, model.X.grid.cart
 
     def sweep(update: Update) -> None:
-        sweep_unchecked(X, model.blocks, update, engine)
+        sweep_unchecked(X, model.blocks, update, cast(Engine, engine))
         model.refresh_owned()
 
     def save(_: CPALSState) -> None:
@@ -256,7 +262,7 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     else:
         if seed is None and isinstance(init, str):
             # Fresh entropy, the same on every rank: rank 0 draws it.
-            fresh = int(np.random.SeedSequence().entropy) if cart.Get_rank() == 0 else None
+            fresh = int(cast(int, np.random.SeedSequence().entropy)) if cart.Get_rank() == 0 else None
             rng = np.random.default_rng(C.bcast_object(cart, fresh))
         stand_in = _stand_in(X)
         state = initial_state(stand_in, options.rank, init, rng=rng,
@@ -322,7 +328,8 @@ def _agreement(X: DistTensor, options: ALSOptions, init: Any, rng: np.random.Gen
     values = options.as_dict()
     values.update(
         init=init if isinstance(init, str) else ("CPTensor", list(init.factors), init.weights),
-        seed=rng.bit_generator.state if _draws(init, options, seed) else None, engine=eng, callback=callback is not None,
+        seed=rng.bit_generator.state if _draws(init, options, seed) else None, engine=eng,
+        callback=callback is not None,
         shape=tuple(X.shape), dtype=str(X.dtype), grid=tuple(X.grid.dims),
         resumed_state=None if loaded is None else (loaded.fits, loaded.weights))
     return {k: values[k] for k in AGREED}
