@@ -136,8 +136,9 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
     **Fit accuracy.** ``||X||`` and the fit terms are accumulated in float64
     (also for float32 data), but the fit is computed from ``||X||^2 +
     ||X_hat||^2 - 2 <X, X_hat>``, nearly equal terms near an exact fit: it is
-    reliable to about ``sqrt(eps)`` there (``3e-4`` for float32, ``1.5e-8``
-    for float64; see :mod:`tensorpar.cp.fit`).
+    reliable to about ``sqrt(eps)`` there (``3e-4`` to ``2e-3`` for float32,
+    ``1e-8`` for float64; see :mod:`tensorpar.cp.fit`). ``tol`` below that
+    limit compares rounding noise.
 
     Examples
     --------
