@@ -24,7 +24,8 @@ from ._typing import Array
 from ._validation import as_float_array, check_mode
 
 __all__ = ["unfold", "fold", "khatri_rao", "mode_dot", "tensor_norm", "sum_squares",
-           "abs_max", "sample_indices", "available_memory", "check_memory"]
+           "abs_max", "sample_indices", "available_memory", "check_memory", "as_array",
+           "check_shape"]
 
 #: Elements converted to float64 at a time when float32 data is accumulated.
 CHUNK = 2**16
@@ -34,6 +35,11 @@ def as_array(X: Any, name: str) -> Array:
     """``X`` itself when it is a numpy/cupy array; array-likes (lists) through ``numpy.asarray``.
 
     Ragged or non-numeric input (an object array) raises a TypeError naming ``name``.
+
+    Examples
+    --------
+    >>> as_array([[1, 2], [3, 4]], "X").shape
+    (2, 2)
     """
     if hasattr(X, "shape") and hasattr(X, "dtype") and hasattr(X, "ndim"):
         return X
@@ -49,7 +55,15 @@ def as_array(X: Any, name: str) -> Array:
 
 
 def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
-    """``shape`` as a tuple of ints >= 0; a TypeError for non-integers (``5.7``, ``True``)."""
+    """``shape`` as a tuple of ints >= 0; a TypeError for non-integers (``5.7``, ``True``).
+
+    Examples
+    --------
+    >>> check_shape((5.7, 6, 7))
+    Traceback (most recent call last):
+    ...
+    TypeError: shape must hold integers, got 5.7 (float)
+    """
     try:
         items = tuple(shape)
     except TypeError:

@@ -33,7 +33,8 @@ from .state import ALSOptions, CPALSState, check_als_options, check_resumed, che
 from .tensor import CPTensor
 from .update import gram
 
-__all__ = ["cp_als", "initial_state", "checked_norm", "sample_entries"]
+__all__ = ["cp_als", "initial_state", "resumed_state", "checked_norm", "sample_entries",
+           "model_of"]
 
 Callback = Callable[[int, CPTensor, float], Any]
 
@@ -47,6 +48,15 @@ def initial_state(X: Array, rank: int, init: InitMethod | CPTensor, *,
     weights of a random or SVD start (the column norms of the drawn factors)
     are taken as they are in that frame, so the start, like the run, does not
     depend on the scale of ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.ones((2, 3)) * 1e-170
+    >>> s = initial_state(X, 1, "random", rng=np.random.default_rng(0), nonnegative=False,
+    ...                   norm_x=checked_norm(X))
+    >>> s.scale_exp, s.shape
+    (-563, (2, 3))
     """
     e = scale_exponent(norm_x)
     cp = initialize_cp(X, rank, init, rng=rng, nonnegative=nonnegative, scale_exp=e)
@@ -185,13 +195,33 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
 
 
 def model_of(state: CPALSState) -> CPTensor:
-    """The CPTensor of a (full-factor) state: its factors and the unscaled weights."""
+    """The CPTensor of a (full-factor) state: its factors and the unscaled weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = CPALSState([np.ones((2, 1))], np.array([0.5]), [np.ones((1, 1))], scale_exp=2)
+    >>> model_of(s).weights
+    array([2.])
+    """
     return CPTensor(list(state.factors), state.model_weights())
 
 
 def resumed_state(options: ALSOptions, shape: tuple[int, ...], dtype: Any, xp: Any,
                   norm_x: float, samples: list[float]) -> CPALSState:
-    """Load ``options.resume``, check it belongs to this ``X``, move it to ``||X||``'s frame."""
+    """Load ``options.resume``, check it belongs to this ``X``, move it to ``||X||``'s frame.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> X = np.arange(1.0, 13.0).reshape(3, 4)
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.npz")
+    >>> _ = cp_als(X, 1, seed=0, max_iter=2, checkpoint=path)
+    >>> s = resumed_state(check_als_options(1, resume=path), X.shape, X.dtype, np,
+    ...                   checked_norm(X), sample_entries(X))
+    >>> s.iteration, s.scale_exp
+    (2, 5)
+    """
     state = load_checkpoint(str(options.resume), xp)
     check_resumed(state, shape, dtype, options, norm_x, samples)
     state.rescale(scale_exponent(norm_x))
@@ -200,7 +230,14 @@ def resumed_state(options: ALSOptions, shape: tuple[int, ...], dtype: Any, xp: A
 
 
 def checked_norm(X: Array) -> float:
-    """``||X||``, raising a ValueError when ``X`` is not finite (one pass when it is)."""
+    """``||X||``, raising a ValueError when ``X`` is not finite (one pass when it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> checked_norm(np.full((2, 2), 1e300))
+    2e+300
+    """
     norm_x = tensor_norm(X)
     if not math.isfinite(norm_x):
         check_finite(X, "X")
@@ -210,5 +247,12 @@ def checked_norm(X: Array) -> float:
 
 
 def sample_entries(X: Array) -> list[float]:
-    """``X`` at :func:`tensorpar.dense.sample_indices` (the fingerprint stored in a checkpoint)."""
+    """``X`` at :func:`tensorpar.dense.sample_indices` (the fingerprint stored in a checkpoint).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(sample_entries(np.ones((3, 4))))
+    16
+    """
     return [float(X[idx]) for idx in sample_indices(X.shape)]

@@ -50,7 +50,26 @@ def _identity_bool(flag: bool) -> bool:
 
 @dataclass
 class ALSHooks:
-    """What a CP-ALS driver passes to the shared loop (see the module docstring)."""
+    """What a CP-ALS driver passes to the shared loop (see the module docstring).
+
+    Examples
+    --------
+    The serial driver's hooks, by hand:
+
+    >>> import numpy as np
+    >>> from tensorpar.cp.als import checked_norm, initial_state, model_of
+    >>> from tensorpar.cp.state import check_als_options
+    >>> from tensorpar.mttkrp import mttkrp_sweep
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 6))
+    >>> state = initial_state(X, 2, "random", rng=np.random.default_rng(1),
+    ...                       nonnegative=False, norm_x=checked_norm(X))
+    >>> hooks = ALSHooks(sweep=lambda update: mttkrp_sweep(X, state.factors, update),
+    ...                  view=model_of)
+    >>> res = run_als(state, hooks, check_als_options(2, max_iter=3, tol=0), callback=None,
+    ...               engine="numba", t_origin=0.0)
+    >>> res.n_iter, 0 < res.fit < 1
+    (3, True)
+    """
 
     sweep: Callable[[Update], None]
     view: Callable[[CPALSState], Any]
@@ -74,6 +93,19 @@ def als_iteration(state: CPALSState, hooks: ALSHooks) -> float:
     appends the fit to ``state.fits``. With ``hooks.allreduce`` every new Gram
     is summed over the ranks, and the last mode's message also carries this
     rank's share of ``<X, X_hat>`` (in float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.cp.als import checked_norm, initial_state, model_of
+    >>> from tensorpar.mttkrp import mttkrp_sweep
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 6))
+    >>> state = initial_state(X, 2, "random", rng=np.random.default_rng(1),
+    ...                       nonnegative=False, norm_x=checked_norm(X))
+    >>> hooks = ALSHooks(sweep=lambda update: mttkrp_sweep(X, state.factors, update),
+    ...                  view=model_of)
+    >>> 0 < als_iteration(state, hooks) < 1
+    True
     """
     last = len(state.grams) - 1
     e = state.scale_exp
@@ -134,6 +166,14 @@ def run_als(state: CPALSState, hooks: ALSHooks, options: ALSOptions, *,
     t_origin : float
         ``time.perf_counter()`` value the elapsed time counts from (earlier
         than now by the time of the runs a resumed checkpoint did).
+
+    Returns
+    -------
+    CPALSResult
+
+    Examples
+    --------
+    See :class:`ALSHooks`.
     """
     resumed_from = state.iteration
     stop: StopReason = "tol" if has_converged(state.fits, options.tol) else "max_iter"

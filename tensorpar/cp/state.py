@@ -27,16 +27,24 @@ from typing import Any
 
 import numpy as np
 
+from .._backend import get_array_module
 from .._typing import Array
 from .._validation import check_positive_int
 
 __all__ = ["CPALSState", "ALSOptions", "check_als_options", "check_resumed", "check_seed",
-           "check_bool", "scale_exponent"]
+           "check_bool", "check_checkpoint_path", "scale_exponent"]
 
 
 @dataclass
 class CPALSState:
     """The CP-ALS iterate between two iterations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = CPALSState([np.ones((2, 1))], np.array([0.75]), [np.ones((1, 1))], scale_exp=3)
+    >>> s.model_weights(), s.shape, s.rank
+    (array([6.]), (2,), 1)
 
     Attributes
     ----------
@@ -107,8 +115,6 @@ class CPALSState:
 
 def _ldexp(x: Array, e: int) -> Array:
     """``x * 2**e`` in ``x``'s dtype, exact barring overflow and underflow."""
-    from .._backend import get_array_module
-
     xp = get_array_module(x)
     return xp.ldexp(x, xp.asarray(e, dtype=np.int32)).astype(x.dtype, copy=False)
 
@@ -126,7 +132,13 @@ def scale_exponent(norm_x: float) -> int:
 
 @dataclass(frozen=True)
 class ALSOptions:
-    """The validated scalar options of a CP-ALS run (compared across ranks when distributed)."""
+    """The validated scalar options of a CP-ALS run (compared across ranks when distributed).
+
+    Examples
+    --------
+    >>> sorted(check_als_options(2).as_dict())[:3]
+    ['checkpoint', 'checkpoint_every', 'max_iter']
+    """
 
     rank: int
     max_iter: int
@@ -194,7 +206,15 @@ def _check_path(value: Any, name: str) -> str | None:
 
 
 def check_checkpoint_path(path: str) -> None:
-    """Raise a ValueError unless a checkpoint can be written at ``path`` (before any work)."""
+    """Raise a ValueError unless a checkpoint can be written at ``path`` (before any work).
+
+    Examples
+    --------
+    >>> check_checkpoint_path("/no/such/dir/run.npz")
+    Traceback (most recent call last):
+    ...
+    ValueError: checkpoint='/no/such/dir/run.npz': directory '/no/such/dir' does not exist
+    """
     if os.path.isdir(path):
         raise ValueError(f"checkpoint={path!r} is a directory; give a file name")
     parent = os.path.dirname(os.path.abspath(path))
@@ -250,6 +270,16 @@ def check_resumed(state: CPALSState, shape: tuple[int, ...], dtype: Any, options
     :func:`tensorpar.cp.als.sample_entries`) the tensor itself is compared:
     the norm to ``1e-12`` relative, the sampled entries exactly (a version-1
     checkpoint has no samples; only its norm is compared).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> state = CPALSState([np.ones((2, 1)), np.ones((3, 1))], np.ones(1), [np.ones((1, 1))] * 2)
+    >>> check_resumed(state, (2, 3), np.float64, check_als_options(1, resume="s.npz"))
+    >>> check_resumed(state, (2, 3), np.float64, check_als_options(2, resume="s.npz"))
+    Traceback (most recent call last):
+    ...
+    ValueError: resume='s.npz' holds a rank-1 model, rank=2 was asked for
     """
     where = f"resume={options.resume!r}"
     if state.shape != tuple(shape):

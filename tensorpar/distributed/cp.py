@@ -13,14 +13,10 @@ of :func:`tensorpar.cp_als` up to rounding. Per mode ``n``:
    normalisation (rows are independent given the Gram);
 4. one ``Allgatherv`` over the slice refreshes the factor block.
 
-The fit needs no extra message: ``<X, X_hat> = sum M_{N-1} * A_raw`` (the
-last mode's MTTKRP times its unnormalised new rows) rides along in the last
-mode's Gram allreduce, and ``||X_hat||^2`` comes from the replicated Grams.
-
-Before any data moves, every rank validates every argument and the ranks
-agree on them in one small collective (:func:`tensorpar.distributed.comm.agree`):
-a bad argument on one rank, or valid values that differ between ranks,
-raise the same ValueError/TypeError on every rank.
+The fit's ``<X, X_hat>`` rides along in the last Gram allreduce. Before
+any data moves every rank validates every argument and the ranks agree on
+them (:func:`tensorpar.distributed.comm.agree`): a bad argument on one rank,
+or valid values that differ, raise the same exception on every rank.
 """
 
 from __future__ import annotations
@@ -44,14 +40,7 @@ from ..cp.init import check_init
 from ..cp.loop import ALSHooks, Update, check_als_memory, run_als
 from ..cp.loop import als_iteration as shared_iteration
 from ..cp.result import CPALSResult
-from ..cp.state import (
-    ALSOptions,
-    CPALSState,
-    check_als_options,
-    check_resumed,
-    check_seed,
-    scale_exponent,
-)
+from ..cp.state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed, scale_exponent
 from ..cp.tensor import CPTensor
 from ..dense import abs_max, sample_indices, sum_squares
 from . import comm as C
@@ -60,7 +49,7 @@ from .dist_tensor import DistTensor
 from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
 
 __all__ = ["dist_cp_als", "cp_als", "als_iteration", "DistCPModel", "dist_norm",
-           "dist_sample_entries"]
+           "dist_sample_entries", "stand_in"]
 
 #: The arguments the ranks agree on (:func:`tensorpar.distributed.comm.agree`).
 AGREED = ("rank", "max_iter", "tol", "nonnegative", "verbose", "checkpoint",
@@ -82,6 +71,17 @@ class DistCPModel:
         The shared state record; ``state.factors[n]`` holds the rows this rank
         owns (:func:`~tensorpar.distributed.mttkrp.owned_rows`), views of
         ``blocks``; Grams and weights are replicated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_cp
+    >>> X = DistTensor.scatter(random_cp((6, 5, 4), 2, seed=0).to_dense())
+    >>> seen = []
+    >>> _ = dist_cp_als(X, 2, seed=1, max_iter=2, engine="numpy",
+    ...                 callback=lambda it, model, fit: seen.append(model.gather().shape))
+    >>> seen
+    [(6, 5, 4), (6, 5, 4)]
     """
 
     X: DistTensor
@@ -147,6 +147,17 @@ def als_iteration(model: DistCPModel, engine: str = "auto") -> float:
     plus, when ``P > 1``, ``R^2`` per mode for the Gram allreduces and one
     more word (the inner product of the fit) in the last one. That last
     message is float64 whatever the data's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_cp
+    >>> from tensorpar.cp.als import initial_state
+    >>> X = DistTensor.scatter(random_cp((6, 5, 4), 2, seed=0).to_dense())
+    >>> state = initial_state(stand_in(X), 2, "random", rng=np.random.default_rng(1),
+    ...                       nonnegative=False, norm_x=dist_norm(X))
+    >>> 0 < als_iteration(DistCPModel.from_full(X, state), "numpy") <= 1
+    True
     """
     return shared_iteration(model.state, _hooks(model, engine))
 
@@ -264,8 +275,7 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
             # Fresh entropy, the same on every rank: rank 0 draws it.
             fresh = int(cast(int, np.random.SeedSequence().entropy)) if cart.Get_rank() == 0 else None
             rng = np.random.default_rng(C.bcast_object(cart, fresh))
-        stand_in = _stand_in(X)
-        state = initial_state(stand_in, options.rank, init, rng=rng,
+        state = initial_state(stand_in(X), options.rank, init, rng=rng,
                               nonnegative=options.nonnegative, norm_x=norm_x)
         state.samples = samples
         model = DistCPModel.from_full(X, state)
@@ -280,8 +290,15 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
 cp_als = dist_cp_als
 
 
-def _stand_in(X: DistTensor) -> Array:
-    """A zero-stride tensor of X's shape, dtype and array module (initialize_cp reads only those)."""
+def stand_in(X: DistTensor) -> Array:
+    """A zero-stride tensor of X's shape, dtype and array module (all a random start reads).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stand_in(DistTensor.scatter(np.ones((3, 4)))).strides
+    (0, 0)
+    """
     xp = get_array_module(X.local)
     return xp.broadcast_to(xp.zeros((), dtype=X.dtype), X.shape)
 
@@ -342,6 +359,12 @@ def dist_norm(X: DistTensor) -> float:
     leaves the safe float64 range (entries beyond about ``1e±150``) two more
     (the largest magnitude, then the sum of squares scaled by its power of
     two, exact), decided alike on every rank from the first sum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dist_norm(DistTensor.scatter(np.full((2, 2), 3e-200)))
+    6e-200
     """
     cart = X.grid.cart
     s = float(C.allreduce(cart, np.array([sum_squares(X.local)]))[0])
@@ -363,6 +386,14 @@ def dist_sample_entries(X: DistTensor) -> list[float]:
 
     Each entry is held by one rank; one allreduce of 16 words sums the
     others' zeros in (exact).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.cp.als import sample_entries
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 6))
+    >>> dist_sample_entries(DistTensor.scatter(X)) == sample_entries(X)
+    True
     """
     idx = sample_indices(X.shape)
     vals = np.zeros(len(idx))
