@@ -17,6 +17,7 @@ import numpy as np
 
 from .._backend import get_array_module
 from .._typing import InitMethod
+from .state import ldexp_array
 from .tensor import CPTensor
 
 __all__ = ["initialize_cp", "random_factors", "svd_factor", "unfolding_gram", "check_init"]
@@ -57,7 +58,7 @@ def _blocks(X: Any, mode: int, axis: int, block_bytes: int, scale_exp: int) -> I
         index[axis] = slice(start, start + step)
         block = X[tuple(index)]
         if scale_exp:
-            block = xp.ldexp(block, xp.asarray(-scale_exp, dtype="int32")).astype(X.dtype)
+            block = ldexp_array(block, -scale_exp)
         Y = xp.moveaxis(block, mode, 0)
         yield start, Y.reshape(Y.shape[0], -1)
 

@@ -35,7 +35,7 @@ from .._typing import Array
 from ..dense import check_memory
 from .fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
 from .result import CPALSResult, StopReason, progress_line
-from .state import ALSOptions, CPALSState
+from .state import ALSOptions, CPALSState, ldexp_array
 from .update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
 
 __all__ = ["ALSHooks", "als_iteration", "run_als", "check_als_memory", "Update"]
@@ -79,13 +79,6 @@ class ALSHooks:
     prints: bool = True
 
 
-def _scaled(M: Array, e: int) -> Array:
-    if e == 0:
-        return M
-    xp = get_array_module(M)
-    return xp.ldexp(M, xp.asarray(-e, dtype="int32")).astype(M.dtype, copy=False)
-
-
 def als_iteration(state: CPALSState, hooks: ALSHooks) -> float:
     """One CP-ALS iteration: update every mode in order, then return the fit.
 
@@ -113,7 +106,7 @@ def als_iteration(state: CPALSState, hooks: ALSHooks) -> float:
     reduce = hooks.allreduce
 
     def update(n: int, M: Array) -> Array:
-        M = _scaled(M, e)
+        M = ldexp_array(M, -e) if e else M
         V = hadamard_grams(state.grams, skip=n)
         if state.nonnegative:
             A = hals_factor_update(state.factors[n] * state.weights[None, :], M, V)

@@ -32,7 +32,7 @@ from .._typing import Array
 from .._validation import check_positive_int
 
 __all__ = ["CPALSState", "ALSOptions", "check_als_options", "check_resumed", "check_seed",
-           "check_bool", "check_checkpoint_path", "scale_exponent"]
+           "check_bool", "check_checkpoint_path", "scale_exponent", "ldexp_array"]
 
 
 @dataclass
@@ -104,17 +104,24 @@ class CPALSState:
         """The weights of the model, ``weights * 2**scale_exp`` (exact)."""
         if self.scale_exp == 0:
             return self.weights
-        return _ldexp(self.weights, self.scale_exp)
+        return ldexp_array(self.weights, self.scale_exp)
 
     def rescale(self, scale_exp: int) -> None:
         """Move the weights into the frame of ``scale_exp`` (exact; see the module docstring)."""
         if scale_exp != self.scale_exp:
-            self.weights = _ldexp(self.weights, self.scale_exp - scale_exp)
+            self.weights = ldexp_array(self.weights, self.scale_exp - scale_exp)
             self.scale_exp = scale_exp
 
 
-def _ldexp(x: Array, e: int) -> Array:
-    """``x * 2**e`` in ``x``'s dtype, exact barring overflow and underflow."""
+def ldexp_array(x: Array, e: int) -> Array:
+    """``x * 2**e`` in ``x``'s dtype (numpy or cupy), exact barring overflow and underflow.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ldexp_array(np.array([3.0], dtype=np.float32), -2)
+    array([0.75], dtype=float32)
+    """
     xp = get_array_module(x)
     return xp.ldexp(x, xp.asarray(e, dtype=np.int32)).astype(x.dtype, copy=False)
 

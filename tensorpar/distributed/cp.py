@@ -51,10 +51,11 @@ from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
 __all__ = ["dist_cp_als", "cp_als", "als_iteration", "DistCPModel", "dist_norm",
            "dist_sample_entries", "stand_in"]
 
-#: The arguments the ranks agree on (:func:`tensorpar.distributed.comm.agree`).
-AGREED = ("rank", "max_iter", "tol", "nonnegative", "verbose", "checkpoint",
-          "checkpoint_every", "resume", "init", "seed", "engine", "callback", "shape",
-          "dtype", "grid", "resumed_state")
+#: What the ranks agree on (:func:`tensorpar.distributed.comm.agree`). Not ``verbose``
+#: (only rank 0 prints) nor the ``resume`` path (each rank may read its own copy; the
+#: loaded state is compared instead).
+AGREED = ("rank", "max_iter", "tol", "nonnegative", "checkpoint", "checkpoint_every",
+          "init", "seed", "engine", "callback", "shape", "dtype", "grid", "resumed_state")
 
 
 @dataclass
@@ -226,7 +227,7 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     Notes
     -----
     Words moved per iteration and rank: see :func:`als_iteration`. The
-    argument agreement is one allreduce of ``1 + 2 * 16`` integers
+    argument agreement is one allreduce of ``1 + 2 * 14`` integers
     (``"meta"``); ``||X||`` one word (two more messages only for data whose
     sum of squares leaves the float64 range); the callback one one-flag
     allreduce (``"meta"``) per iteration; a checkpoint ``I_n R`` words per

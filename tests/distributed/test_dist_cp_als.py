@@ -235,3 +235,11 @@ def test_seed_none_still_starts_alike_on_every_rank(comm):
     fits = comm.allgather(res.fits)
     assert all(f == fits[0] for f in fits)
     assert np.isfinite(res.fits).all()
+
+
+def test_verbose_on_rank_0_only_is_fine(comm, capsys):
+    X = _noisy((6, 5, 4))
+    with _dist(X, comm) as T:
+        _, res = cp_als(T, R, seed=0, max_iter=2, tol=0, verbose=comm.rank == 0)
+    assert res.n_iter == 2
+    assert capsys.readouterr().out.count("cp_als iter") == (2 if comm.rank == 0 else 0)
