@@ -220,18 +220,15 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     ------
     ValueError, TypeError
         On every rank, before any data moves, when an argument is invalid on
-        some rank (the message names the argument and the failing ranks) or
-        when valid values differ between ranks (the message names the
-        argument and each rank's value).
+        some rank or valid values differ (naming the argument and the ranks).
 
     Notes
     -----
-    Words moved per iteration and rank: see :func:`als_iteration`. The
-    argument agreement is one allreduce of ``1 + 2 * 14`` integers
-    (``"meta"``); ``||X||`` one word (two more messages only for data whose
-    sum of squares leaves the float64 range); the callback one one-flag
-    allreduce (``"meta"``) per iteration; a checkpoint ``I_n R`` words per
-    mode, and with ``checkpoint`` or ``resume`` the fingerprint of ``X`` 16 words.
+    Words moved per iteration and rank: see :func:`als_iteration`. Besides:
+    the agreement, one allreduce of ``1 + 2 * 14`` integers (``"meta"``);
+    ``||X||``, one word (:func:`dist_norm`); the callback, one flag per
+    iteration (``"meta"``); a checkpoint, ``I_n R`` words per mode, and with
+    ``checkpoint`` or ``resume`` the fingerprint of ``X``, 16 words.
 
     Examples
     --------
