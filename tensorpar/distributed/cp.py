@@ -254,7 +254,7 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     try:
         options, rng, eng, loaded = _check_locally(X, init, seed, engine, args)
         agreed = _agreement(X, options, init, rng, eng, loaded, callback, seed)
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - every local failure is agreed on, then raised
         error = exc
     C.agree(cart, agreed, error=error)  # raises the same exception on every rank
 
