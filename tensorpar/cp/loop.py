@@ -66,7 +66,7 @@ class ALSHooks:
     >>> hooks = ALSHooks(sweep=lambda update: mttkrp_sweep(X, state.factors, update),
     ...                  view=model_of)
     >>> res = run_als(state, hooks, check_als_options(2, max_iter=3, tol=0), callback=None,
-    ...               engine="numba", t_origin=0.0)
+    ...               engine="numpy", t_origin=0.0)
     >>> res.n_iter, 0 < res.fit < 1
     (3, True)
     """
