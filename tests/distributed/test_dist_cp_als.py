@@ -223,7 +223,9 @@ def test_argument_errors_name_the_argument_on_every_rank(comm, shared_dir):
             cp_als(T, 10**6)
         with pytest.raises(ValueError, match="does not exist"):
             cp_als(T, R, checkpoint=os.path.join(shared_dir, "no", "c.npz"))
-        np.save(os.path.join(shared_dir, "x.npy"), np.ones(2))
+        if comm.rank == 0:
+            np.save(os.path.join(shared_dir, "x.npy"), np.ones(2))
+        comm.Barrier()
         with pytest.raises(ValueError, match="single .npy array"):
             cp_als(T, R, resume=os.path.join(shared_dir, "x.npy"))
 
