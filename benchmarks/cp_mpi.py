@@ -87,7 +87,7 @@ def _max() -> Any:
 def worker(args: argparse.Namespace) -> None:
     from tensorpar import random_cp
     from tensorpar.distributed import comm as C
-    from tensorpar.distributed.cp import cp_als
+    from tensorpar.distributed.cp import dist_cp_als
     from tensorpar.distributed.dist_tensor import DistTensor
     from tensorpar.mttkrp import mttkrp_sweep
 
@@ -96,10 +96,10 @@ def worker(args: argparse.Namespace) -> None:
     shape = (args.size,) * 3
     X = DistTensor.from_cp(random_cp(shape, R, seed=0), comm=comm)
     X.local += 0.01 * np.random.default_rng([1, comm.rank]).standard_normal(X.local.shape)
-    cp_als(X, R, seed=1, max_iter=1, tol=0)  # compile kernels, touch memory
+    dist_cp_als(X, R, seed=1, max_iter=1, tol=0)  # compile kernels, touch memory
     comm.Barrier()
     with C.count_traffic() as traffic:
-        _, res = cp_als(X, R, seed=1, max_iter=args.iters, tol=0)
+        _, res = dist_cp_als(X, R, seed=1, max_iter=args.iters, tol=0)
     slowest = [comm.allreduce(t, op=_max()) for t in res.iter_times]
     # what the same local sweep costs with no communication at all
     blocks = [np.random.default_rng(k).standard_normal((b - a, R)) for k, (a, b) in
@@ -112,7 +112,7 @@ def worker(args: argparse.Namespace) -> None:
     t_local = comm.allreduce(t_local, op=_max())
     # the size-independent part of an iteration: R x R solves and Python overhead
     with DistTensor.from_cp(random_cp((4 * P,) * 3, R, seed=0), comm=comm) as tiny:
-        _, small = cp_als(tiny, R, seed=1, max_iter=20, tol=0)
+        _, small = dist_cp_als(tiny, R, seed=1, max_iter=20, tol=0)
     t_fixed = comm.allreduce(float(np.median(small.iter_times)), op=_max())
     fixed = (8 if P > 1 else 0) + (8 * sum(shape) * R if P > 1 else 0)  # ||X|| and the result
     record = {

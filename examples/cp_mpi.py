@@ -20,7 +20,7 @@ import numpy as np
 
 from tensorpar import random_cp
 from tensorpar.distributed import comm as C
-from tensorpar.distributed.cp import cp_als
+from tensorpar.distributed.cp import dist_cp_als
 from tensorpar.distributed.dist_tensor import DistTensor
 
 
@@ -43,8 +43,8 @@ def main() -> None:
             print(f"tensor {tuple(args.shape)} on a {X.grid.dims} grid of {comm.size} ranks; "
                   f"rank-0 block {X.local.shape}")
         with C.count_traffic() as traffic:
-            cp, res = cp_als(X, args.rank, seed=args.init_seed, max_iter=args.iters, tol=1e-9,
-                             verbose=True)
+            cp, res = dist_cp_als(X, args.rank, seed=args.init_seed, max_iter=args.iters,
+                                  tol=1e-9, verbose=True)
         fms = cp.factor_match_score(truth)
     if comm.rank == 0:
         print(f"{res.n_iter} iterations, final fit {res.fit:.6f} ({res.stop_reason}); "

@@ -1,4 +1,4 @@
-"""CP decomposition by alternating least squares (CP-ALS) on the MTTKRP sweep.
+"""CP decomposition by alternating least squares (CP-ALS) on the MTTKRP sweep: the serial driver.
 
 One iteration is one :func:`~tensorpar.mttkrp.mttkrp_sweep` (the only pass
 over ``X``; the engine may share partial contractions between modes) plus,
@@ -6,6 +6,8 @@ per mode, ``R x R`` work: the Hadamard product of the Grams, a Cholesky
 solve (or a HALS pass when ``nonnegative``), the new Gram and the column
 normalisation (:mod:`tensorpar.cp.update`). The fit comes from the last
 MTTKRP and the Grams (:mod:`tensorpar.cp.fit`); ``||X||`` is computed once.
+The loop itself is :func:`tensorpar.cp.loop.run_als`, shared with the
+distributed driver.
 """
 
 from __future__ import annotations
@@ -14,64 +16,62 @@ import math
 import os
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, cast
 
 import numpy as np
 
-from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import REAL_DTYPES, as_float_array, check_finite, check_positive_int
-from ..dense import tensor_norm
+from .._backend import get_array_module, resolve_engine
+from .._typing import Array, Engine, InitMethod
+from .._validation import REAL_DTYPES, as_float_array, check_finite
+from ..dense import sample_indices, tensor_norm
 from ..mttkrp import mttkrp_sweep
-from .checkpoint import CPALSState, load_checkpoint, save_checkpoint
-from .fit import cp_fit, has_converged
+from .checkpoint import load_checkpoint, save_checkpoint
 from .init import initialize_cp
-from .result import CPALSResult, StopReason, progress_line
+from .loop import ALSHooks, Update, check_als_memory, run_als
+from .result import CPALSResult
+from .state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed, scale_exponent
 from .tensor import CPTensor
-from .update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
+from .update import gram
 
-__all__ = ["cp_als", "als_iteration", "initial_state"]
+__all__ = ["cp_als", "initial_state", "resumed_state", "checked_norm", "sample_entries",
+           "model_of"]
 
 Callback = Callable[[int, CPTensor, float], Any]
 
 
-def initial_state(X: Any, rank: int, init: Literal["random", "svd"] | CPTensor, *,
+def initial_state(X: Array, rank: int, init: InitMethod | CPTensor, *,
                   rng: np.random.Generator, nonnegative: bool, norm_x: float) -> CPALSState:
-    """The state before the first iteration: normalised init and its Grams."""
-    cp = initialize_cp(X, rank, init, rng=rng, nonnegative=nonnegative)
-    return CPALSState(factors=list(cp.factors), weights=cp.weights,
-                      grams=[gram(f) for f in cp.factors], norm_x=norm_x,
-                      nonnegative=nonnegative)
+    """The state before the first iteration: normalised init and its Grams, in the scaled frame.
 
+    Only ``X``'s shape, dtype and array module are read unless ``init="svd"``.
+    A given CPTensor's weights are moved into the frame of ``||X||``; the
+    weights of a random or SVD start (the column norms of the drawn factors)
+    are taken as they are in that frame, so the start, like the run, does not
+    depend on the scale of ``X``.
 
-def als_iteration(X: Any, state: CPALSState, engine: str = "auto") -> float:
-    """One CP-ALS iteration: update every mode in order, then return the fit.
-
-    ``state`` is updated in place (factors, Grams, weights); the fit is
-    appended to ``state.fits`` by the caller.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.ones((2, 3)) * 1e-170
+    >>> s = initial_state(X, 1, "random", rng=np.random.default_rng(0), nonnegative=False,
+    ...                   norm_x=checked_norm(X))
+    >>> s.scale_exp, s.shape
+    (-563, (2, 3))
     """
-    N = X.ndim
-    last: dict[str, Any] = {}
-
-    def update(n: int, M: Any) -> Any:
-        V = hadamard_grams(state.grams, skip=n)
-        if state.nonnegative:
-            A = hals_factor_update(state.factors[n] * state.weights[None, :], M, V)
-        else:
-            A = als_factor_update(M, V)
-        A, state.grams[n], state.weights = normalize_factor(A, gram(A))
-        state.factors[n] = A
-        if n == N - 1:
-            last["M"] = M
-        return A
-
-    mttkrp_sweep(X, list(state.factors), update, engine=engine)
-    fit, _ = cp_fit(state.norm_x, last["M"], state.factors[-1], state.weights, state.grams)
-    return fit
+    e = scale_exponent(norm_x)
+    cp = initialize_cp(X, rank, init, rng=rng, nonnegative=nonnegative, scale_exp=e)
+    given = isinstance(init, CPTensor)
+    state = CPALSState(factors=list(cp.factors), weights=cp.weights,
+                       grams=[gram(f) for f in cp.factors], norm_x=norm_x,
+                       nonnegative=nonnegative, scale_exp=0 if given else e)
+    state.rescale(e)
+    return state
 
 
-def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "random",
-           seed: int | np.random.Generator | None = None, max_iter: int = 100,
-           tol: float = 1e-8, nonnegative: bool = False, callback: Callback | None = None,
+def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
+           seed: int | np.random.Generator | np.random.SeedSequence | None = None,
+           max_iter: int = 100, tol: float = 1e-8, nonnegative: bool = False,
+           callback: Callback | None = None,
            verbose: bool = False, checkpoint: str | os.PathLike[str] | None = None,
            checkpoint_every: int = 10, resume: str | os.PathLike[str] | None = None,
            engine: Engine = "auto") -> tuple[CPTensor, CPALSResult]:
@@ -88,18 +88,20 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
     init : {"random", "svd"} or CPTensor
         ``"random"``: standard normal factors (uniform ``[0, 1)`` when
         ``nonnegative``) drawn from ``seed``; ``"svd"``: leading left singular
-        vectors of each unfolding, from ``X_(n) X_(n)^T`` (random columns pad
-        modes with ``I_n < R``); a CPTensor of shape ``X.shape`` and rank
-        ``rank``. See :mod:`tensorpar.cp.init`.
-    seed : int or numpy.random.Generator, optional
-        Randomness of the initialisation (the only random step).
+        vectors of each unfolding, from the smaller of ``X_(n) X_(n)^T`` and
+        ``X_(n)^T X_(n)`` (random columns pad modes with fewer directions than
+        ``R``); a CPTensor of shape ``X.shape`` and rank ``rank``. See
+        :mod:`tensorpar.cp.init`.
+    seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
+        Randomness of the initialisation (the only random step); anything
+        else raises a TypeError.
     max_iter : int
         Most iterations (one iteration updates every mode once).
     tol : float
         Stop when the fit changes by less than ``tol`` from one iteration to
         the next; 0 runs ``max_iter`` iterations.
     nonnegative : bool
-        Keep every factor ``>= 0`` with one HALS pass per mode update
+        (A bool; other types raise a TypeError.) Keep every factor ``>= 0`` with one HALS pass per mode update
         (:func:`~tensorpar.cp.update.hals_factor_update`); the error never
         increases.
     callback : callable ``(iteration, cp, fit) -> bool | None``, optional
@@ -108,11 +110,14 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
         Print one progress line per iteration.
     checkpoint : path, optional
         Write the state to this ``.npz`` file every ``checkpoint_every``
-        iterations and at the end.
+        iterations and at the end. The path is checked before the first
+        iteration (its directory must exist; it must not be a directory).
     checkpoint_every : int
     resume : path, optional
         Continue from a checkpoint (``init`` and ``seed`` are then unused); the
-        run ends with the same result as one never interrupted.
+        run ends with the same result as one never interrupted. The checkpoint
+        holds a fingerprint of ``X`` (norm and 16 sampled entries): a
+        checkpoint of another tensor is refused with a ValueError.
     engine : {"auto", "numpy", "numba", "cupy"}
         MTTKRP engine, passed to :func:`~tensorpar.mttkrp.mttkrp_sweep`.
 
@@ -122,6 +127,28 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
         Factors with unit-norm columns; the weights carry the scale.
     result : CPALSResult
         Fit per iteration, iterations, convergence, timings.
+
+    Raises
+    ------
+    ValueError
+        Besides bad options: when the run would not fit in memory, estimated
+        before anything is allocated (:func:`tensorpar.cp.loop.check_als_memory`).
+
+    Notes
+    -----
+    **Scale.** The algorithm is scale-invariant: it works on ``X 2^-e``
+    with ``e`` the binary exponent of ``||X||`` (the MTTKRP output is
+    scaled, exactly; ``X`` is not copied), so for any representable ``c``
+    the results for ``c X`` are ``c`` times those for ``X`` (weights scaled,
+    factors and fits equal up to rounding) -- down to data around
+    ``1e-300`` in float64 and ``1e-30`` in float32.
+
+    **Fit accuracy.** ``||X||`` and the fit terms are accumulated in float64
+    (also for float32 data), but the fit is computed from ``||X||^2 +
+    ||X_hat||^2 - 2 <X, X_hat>``, nearly equal terms near an exact fit: it is
+    reliable to about ``sqrt(eps)`` there (``3e-4`` to ``2e-3`` for float32,
+    ``1e-8`` for float64; see :mod:`tensorpar.cp.fit`). ``tol`` below that
+    limit compares rounding noise.
 
     Examples
     --------
@@ -134,97 +161,96 @@ def cp_als(X: Any, rank: int, *, init: Literal["random", "svd"] | CPTensor = "ra
     """
     t_start = time.perf_counter()
     X = as_float_array(X, "X", allowed=REAL_DTYPES, min_ndim=2)
-    rank, max_iter, checkpoint_every = check_als_options(rank, max_iter, checkpoint_every,
-                                                         tol, callback)
+    options = check_als_options(rank, max_iter=max_iter, tol=tol, nonnegative=nonnegative,
+                                callback=callback, verbose=verbose, checkpoint=checkpoint,
+                                checkpoint_every=checkpoint_every, resume=resume)
+    rng = check_seed(seed)
     xp = get_array_module(X)
     eng = resolve_engine(engine, xp, op="mttkrp")
-    norm_x = _checked_norm(X)
+    check_als_memory(X.shape, options.rank, X.dtype.itemsize)
+    norm_x = checked_norm(X)
+    samples = sample_entries(X) if options.checkpoint or options.resume else []
 
-    if resume is not None:
-        state = load_checkpoint(resume, xp)
-        _check_resumed(state, X, rank, nonnegative, norm_x, resume)
+    if options.resume is not None:
+        state = resumed_state(options, X.shape, X.dtype, xp, norm_x, samples)
         t_origin = t_start - state.elapsed
     else:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        state = initial_state(X, rank, init, rng=rng, nonnegative=nonnegative, norm_x=norm_x)
+        state = initial_state(X, options.rank, init, rng=rng, nonnegative=options.nonnegative,
+                              norm_x=norm_x)
+        state.samples = samples
         state.init_time = time.perf_counter() - t_start
         t_origin = t_start
-    resumed_from = state.iteration
-    stop: StopReason = "tol" if has_converged(state.fits, tol) else "max_iter"
 
-    while stop == "max_iter" and state.iteration < max_iter:
-        t0 = time.perf_counter()
-        fit = als_iteration(X, state, eng)
-        state.iter_times.append(time.perf_counter() - t0)
-        state.fits.append(fit)
-        it = state.iteration
-        if has_converged(state.fits, tol):
-            stop = "tol"
-        if checkpoint is not None and it % checkpoint_every == 0:
-            state.elapsed = time.perf_counter() - t_origin
-            save_checkpoint(checkpoint, state)
-        if verbose:
-            change = state.fits[-1] - state.fits[-2] if it >= 2 else None
-            print(progress_line(it, fit, change, state.iter_times[-1]), flush=True)
-        if callback is not None and callback(it, _model(state), fit) is True:
-            stop = "callback" if stop != "tol" else stop
-            break
+    def sweep(update: Update) -> None:
+        mttkrp_sweep(X, state.factors, update, engine=cast(Engine, eng))
 
-    state.elapsed = time.perf_counter() - t_origin
-    if checkpoint is not None and (state.iteration % checkpoint_every != 0
-                                   or state.iteration == resumed_from):
-        save_checkpoint(checkpoint, state)
-    result = CPALSResult(
-        fits=list(state.fits), n_iter=state.iteration, converged=stop == "tol",
-        stop_reason=stop, wall_time=state.elapsed, init_time=state.init_time,
-        iter_times=list(state.iter_times), norm_x=norm_x, engine=eng,
-        nonnegative=nonnegative, resumed_from=resumed_from)
-    return _model(state), result
+    def save(st: CPALSState) -> None:
+        save_checkpoint(str(options.checkpoint), st)
+
+    hooks = ALSHooks(sweep=sweep, view=model_of, save=save)
+    result = run_als(state, hooks, options, callback=callback, engine=eng, t_origin=t_origin)
+    return model_of(state), result
 
 
-def _model(state: CPALSState) -> CPTensor:
-    return CPTensor(list(state.factors), state.weights)
+def model_of(state: CPALSState) -> CPTensor:
+    """The CPTensor of a (full-factor) state: its factors and the unscaled weights.
 
-
-def check_als_options(rank: Any, max_iter: Any, checkpoint_every: Any, tol: Any,
-                      callback: Any) -> tuple[int, int, int]:
-    """Validate the scalar options shared by serial and distributed CP-ALS.
-
-    Returns ``(rank, max_iter, checkpoint_every)`` as ints; raises a
-    ValueError/TypeError naming the offending option.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = CPALSState([np.ones((2, 1))], np.array([0.5]), [np.ones((1, 1))], scale_exp=2)
+    >>> model_of(s).weights
+    array([2.])
     """
-    rank = check_positive_int(rank, "rank")
-    max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
-    checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-    return rank, max_iter, checkpoint_every
+    return CPTensor(list(state.factors), state.model_weights())
 
 
-def _checked_norm(X: Any) -> float:
-    """``||X||``, raising a ValueError when ``X`` is not finite (one pass when it is)."""
+def resumed_state(options: ALSOptions, shape: tuple[int, ...], dtype: Any, xp: Any,
+                  norm_x: float, samples: list[float]) -> CPALSState:
+    """Load ``options.resume``, check it belongs to this ``X``, move it to ``||X||``'s frame.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> X = np.arange(1.0, 13.0).reshape(3, 4)
+    >>> path = os.path.join(tempfile.mkdtemp(), "c.npz")
+    >>> _ = cp_als(X, 1, seed=0, max_iter=2, checkpoint=path)
+    >>> s = resumed_state(check_als_options(1, resume=path), X.shape, X.dtype, np,
+    ...                   checked_norm(X), sample_entries(X))
+    >>> s.iteration, s.scale_exp
+    (2, 5)
+    """
+    state = load_checkpoint(str(options.resume), xp)
+    check_resumed(state, shape, dtype, options, norm_x, samples)
+    state.rescale(scale_exponent(norm_x))
+    state.samples = samples
+    return state
+
+
+def checked_norm(X: Array) -> float:
+    """``||X||``, raising a ValueError when ``X`` is not finite (one pass when it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> checked_norm(np.full((2, 2), 1e300))
+    2e+300
+    """
     norm_x = tensor_norm(X)
     if not math.isfinite(norm_x):
         check_finite(X, "X")
-        raise ValueError("X is finite but its norm overflows; rescale X")
+        raise ValueError("X is finite but its norm overflows the floating-point range; "
+                         "rescale X")
     return norm_x
 
 
-def _check_resumed(state: CPALSState, X: Any, rank: int, nonnegative: bool, norm_x: float,
-                   resume: Any) -> None:
-    """Raise a ValueError unless a loaded checkpoint belongs to this problem."""
-    where = f"resume={str(resume)!r}"
-    if state.shape != tuple(X.shape):
-        raise ValueError(f"{where} holds factors for shape {state.shape}, X has shape "
-                         f"{tuple(X.shape)}")
-    if state.rank != rank:
-        raise ValueError(f"{where} holds a rank-{state.rank} model, rank={rank} was asked for")
-    if state.nonnegative != bool(nonnegative):
-        raise ValueError(f"{where} was written with nonnegative={state.nonnegative}")
-    if state.factors[0].dtype != X.dtype:
-        raise ValueError(f"{where} holds {state.factors[0].dtype} factors, X is {X.dtype}")
-    if abs(state.norm_x - norm_x) > 1e-12 * max(norm_x, 1e-300):
-        raise ValueError(f"{where} was written for a different tensor (||X|| = "
-                         f"{state.norm_x!r}, this X has {norm_x!r})")
+def sample_entries(X: Array) -> list[float]:
+    """``X`` at :func:`tensorpar.dense.sample_indices` (the fingerprint stored in a checkpoint).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(sample_entries(np.ones((3, 4))))
+    16
+    """
+    return [float(X[idx]) for idx in sample_indices(X.shape)]

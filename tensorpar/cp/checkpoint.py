@@ -1,4 +1,4 @@
-"""CP-ALS state and its checkpoint file (``.npz``).
+"""The CP-ALS checkpoint file (``.npz``) of a :class:`~tensorpar.cp.state.CPALSState`.
 
 The state after an iteration is everything the next iteration reads: the
 normalised factors, the weights, the Grams of the factors (stored, not
@@ -9,7 +9,11 @@ initialisation, so no random-number state is needed.
 The file is written to ``path + ".tmp"`` and then renamed over ``path``, so
 an interruption while writing leaves the previous checkpoint intact. Arrays
 are stored as plain numpy arrays (cupy data is copied to the host) and the
-scalars as a JSON string; loading never unpickles.
+scalars as a JSON string; loading never unpickles. The weights are stored
+unscaled (the model's weights, :meth:`CPALSState.model_weights`), so the
+file does not depend on the frame a driver computes in. A fingerprint of
+``X`` (its norm and a few sampled entries) is stored so that a resume from
+a different tensor is refused.
 """
 
 from __future__ import annotations
@@ -17,65 +21,18 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._backend import to_numpy
+from .state import CPALSState
 
 __all__ = ["CPALSState", "save_checkpoint", "load_checkpoint"]
 
-FORMAT_VERSION = 1
-
-
-@dataclass
-class CPALSState:
-    """The CP-ALS iterate between two iterations.
-
-    Attributes
-    ----------
-    factors : list of ndarray, each (I_n, R)
-        Factors with unit-norm (or zero) columns.
-    weights : ndarray, shape (R,)
-    grams : list of ndarray, each (R, R)
-        ``grams[n]`` is the Gram of ``factors[n]`` as the algorithm holds it.
-    fits : list of float
-        Fit after each iteration done so far.
-    iter_times : list of float
-        Seconds per iteration.
-    norm_x : float
-        ``||X||``.
-    nonnegative : bool
-    init_time : float
-        Seconds of the initialisation.
-    elapsed : float
-        Wall seconds spent so far (all runs).
-    """
-
-    factors: list[Any]
-    weights: Any
-    grams: list[Any]
-    fits: list[float] = field(default_factory=list)
-    iter_times: list[float] = field(default_factory=list)
-    norm_x: float = 0.0
-    nonnegative: bool = False
-    init_time: float = 0.0
-    elapsed: float = 0.0
-
-    @property
-    def iteration(self) -> int:
-        """Iterations done."""
-        return len(self.fits)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(int(f.shape[0]) for f in self.factors)
-
-    @property
-    def rank(self) -> int:
-        return int(self.weights.shape[0])
+#: Version 2 added the sampled entries of X; version 1 files still load (no sample check).
+FORMAT_VERSION = 2
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
@@ -94,9 +51,10 @@ def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
         "nonnegative": bool(state.nonnegative),
         "init_time": float(state.init_time),
         "elapsed": float(state.elapsed),
+        "samples": [float(v) for v in state.samples],
     }
-    arrays = {"meta": np.array(json.dumps(meta)),
-              "weights": to_numpy(state.weights),
+    arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)),
+              "weights": to_numpy(state.model_weights()),
               "fits": np.asarray(state.fits, dtype=np.float64),
               "iter_times": np.asarray(state.iter_times, dtype=np.float64)}
     for n, (f, g) in enumerate(zip(state.factors, state.grams)):
@@ -121,29 +79,49 @@ def load_checkpoint(path: str | os.PathLike[str], xp: Any = np) -> CPALSState:
     Raises
     ------
     ValueError
-        When the file does not exist or is not a tensorpar CP-ALS checkpoint.
+        When the file does not exist or is not a tensorpar CP-ALS checkpoint
+        (a ``.npy`` array, a foreign ``.npz``, an unknown format version).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"resume={str(path)!r}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"resume={str(path)!r} is not a tensorpar CP-ALS checkpoint "
+                         f"({exc})") from exc
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"resume={str(path)!r} is a single .npy array, not a tensorpar "
+                         "CP-ALS checkpoint (an .npz written with checkpoint=)")
+    with data:
+        try:
             meta = json.loads(str(data["meta"]))
-            n = int(meta["ndim"])
-            state = CPALSState(
-                factors=[xp.asarray(data[f"factor_{k}"]) for k in range(n)],
-                weights=xp.asarray(data["weights"]),
-                grams=[xp.asarray(data[f"gram_{k}"]) for k in range(n)],
-                fits=[float(v) for v in data["fits"]],
-                iter_times=[float(v) for v in data["iter_times"]],
-                norm_x=float(meta["norm_x"]),
-                nonnegative=bool(meta["nonnegative"]),
-                init_time=float(meta["init_time"]),
-                elapsed=float(meta["elapsed"]))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise ValueError(
-            f"resume={str(path)!r} is not a tensorpar CP-ALS checkpoint ({exc})") from exc
-    if meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"resume={str(path)!r} has checkpoint format version "
-                         f"{meta.get('version')}, expected {FORMAT_VERSION}")
+            version = meta.get("version")
+        except (KeyError, ValueError, TypeError, AttributeError, OSError,
+                zipfile.BadZipFile) as exc:
+            raise ValueError(f"resume={str(path)!r} is not a tensorpar CP-ALS checkpoint "
+                             f"({exc})") from exc
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"resume={str(path)!r} has checkpoint format version "
+                             f"{version}, expected {FORMAT_VERSION}")
+        try:
+            state = _read_state(data, meta, xp)
+        except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"resume={str(path)!r} is not a tensorpar CP-ALS checkpoint "
+                             f"({exc})") from exc
     return state
+
+
+def _read_state(data: Any, meta: dict[str, Any], xp: Any) -> CPALSState:
+    n = int(meta["ndim"])
+    return CPALSState(
+        factors=[xp.asarray(data[f"factor_{k}"]) for k in range(n)],
+        weights=xp.asarray(data["weights"]),
+        grams=[xp.asarray(data[f"gram_{k}"]) for k in range(n)],
+        fits=[float(v) for v in data["fits"]],
+        iter_times=[float(v) for v in data["iter_times"]],
+        norm_x=float(meta["norm_x"]),
+        nonnegative=bool(meta["nonnegative"]),
+        init_time=float(meta["init_time"]),
+        elapsed=float(meta["elapsed"]),
+        samples=[float(v) for v in meta.get("samples", [])])

@@ -14,6 +14,18 @@ difference from rounding). The inner product is a sum over the rows of
 ``M`` and ``A_{N-1}``, so a distributed driver sums
 :func:`cp_inner_from_mttkrp` over its row blocks (one allreduce) and calls
 :func:`fit_from_terms` with the total.
+
+**Accuracy.** ``||X||`` and the terms are accumulated in float64 (float32
+data is converted first), but near an exact fit the residual is the square
+root of a difference of nearly equal numbers: an error ``delta`` in the
+terms (relative to ``||X||^2``) moves the reported error ``1 - fit`` by
+about ``sqrt(delta)``. The MTTKRP ``M`` is computed in the data's precision,
+so ``delta`` is a small multiple of ``eps`` and the fit is reliable to about
+``sqrt(eps)`` near an exact fit -- for float32 between ``3e-4`` and ``2e-3``
+(a constant 40 x 40 x 200 tensor reports 0.9987 for a true 0.999999;
+TensorLy's ``parafac``, same formula, reports 0.9983) and for float64 about
+``1e-8`` -- and to about ``eps / (1 - fit)`` away from it. Compute
+``||X - X_hat||`` densely when more is needed.
 """
 
 from __future__ import annotations
@@ -44,12 +56,22 @@ def cp_inner_from_mttkrp(M: Any, A: Any, weights: Any) -> float:
         ``sum_r weights[r] * sum_i M[i, r] * A[i, r]``.
     """
     xp = get_array_module(M, A, weights)
+    M, A, weights = (_wide(a) for a in (M, A, weights))
     return float(xp.sum(M * A, axis=0) @ weights)
 
 
 def cp_norm_sq_from_grams(V_all: Any, weights: Any) -> float:
-    """``||X_hat||^2 = w^T V_all w`` where ``V_all = hadamard_grams(grams)`` (no mode skipped)."""
+    """``||X_hat||^2 = w^T V_all w`` where ``V_all = hadamard_grams(grams)`` (no mode skipped).
+
+    Accumulated in float64 for float32 input.
+    """
+    V_all, weights = _wide(V_all), _wide(weights)
     return float(weights @ (V_all @ weights))
+
+
+def _wide(a: Any) -> Any:
+    """``a`` in float64 when it is float32 (the fit terms are sums of many products)."""
+    return a.astype("float64") if a.dtype == "float32" else a
 
 
 def fit_from_terms(norm_x: float, inner: float, model_norm_sq: float) -> tuple[float, float]:

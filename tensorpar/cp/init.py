@@ -10,17 +10,17 @@ ranks (each rank draws the full factors and keeps its rows).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from .._backend import get_array_module
+from .._typing import InitMethod
+from .state import ldexp_array
 from .tensor import CPTensor
 
 __all__ = ["initialize_cp", "random_factors", "svd_factor", "unfolding_gram", "check_init"]
-
-InitMethod = Literal["random", "svd"]
 
 #: Largest block (bytes) copied at a time when a Gram needs a permuted layout;
 #: small enough that the copy is still in cache when the GEMM reads it.
@@ -42,7 +42,29 @@ def random_factors(shape: Sequence[int], rank: int, rng: np.random.Generator, *,
     return [np.asarray(draw((int(s), int(rank))), dtype=dtype) for s in shape]
 
 
-def unfolding_gram(X: Any, mode: int, block_bytes: int = GRAM_BLOCK_BYTES) -> Any:
+def _blocks(X: Any, mode: int, axis: int, block_bytes: int, scale_exp: int) -> Iterator[Any]:
+    """Unfoldings ``(I_mode or rows, columns)`` of slabs of ``X`` cut along ``axis``.
+
+    Each slab holds at most about ``block_bytes`` (one slice at least) and is
+    multiplied by ``2^-scale_exp`` (exact); only the slab is copied. Yields
+    ``(start, Y)`` with ``Y`` the mode-``mode`` unfolding of
+    ``X[..., start:start + step, ...]`` (slab along ``axis``).
+    """
+    xp = get_array_module(X)
+    slab = X.nbytes // max(X.shape[axis], 1)
+    step = max(1, block_bytes // max(slab, 1))
+    for start in range(0, X.shape[axis], step):
+        index = [slice(None)] * X.ndim
+        index[axis] = slice(start, start + step)
+        block = X[tuple(index)]
+        if scale_exp:
+            block = ldexp_array(block, -scale_exp)
+        Y = xp.moveaxis(block, mode, 0)
+        yield start, Y.reshape(Y.shape[0], -1)
+
+
+def unfolding_gram(X: Any, mode: int, block_bytes: int = GRAM_BLOCK_BYTES,
+                   scale_exp: int = 0) -> Any:
     """``X_(n) X_(n)^T`` (shape ``(I_n, I_n)``) without an unfolded copy of ``X``.
 
     The Gram does not depend on the order of the unfolding's columns, so when
@@ -50,13 +72,15 @@ def unfolding_gram(X: Any, mode: int, block_bytes: int = GRAM_BLOCK_BYTES) -> An
     last mode of a C- or Fortran-contiguous tensor -- it is one matrix
     product on a view. Otherwise ``X`` is cut along another axis into blocks
     of at most about ``block_bytes``; each block is unfolded (a copy of the
-    block only) and its Gram accumulated.
+    block only) and its Gram accumulated. With ``scale_exp`` the Gram is that
+    of ``X 2^-scale_exp`` (blocks scaled exactly as they are copied), which
+    keeps the squares of data far from 1 in range.
     """
     xp = get_array_module(X)
     N = X.ndim
     if N > 1 and X.flags.f_contiguous and not X.flags.c_contiguous:
-        return unfolding_gram(X.T, N - 1 - mode, block_bytes)
-    if X.flags.c_contiguous:
+        return unfolding_gram(X.T, N - 1 - mode, block_bytes, scale_exp)
+    if X.flags.c_contiguous and not scale_exp:
         # xp.dot on (Y, Y.T) runs BLAS syrk (half the flops of a GEMM).
         if mode == 0:
             Y = X.reshape(X.shape[0], -1)
@@ -65,40 +89,72 @@ def unfolding_gram(X: Any, mode: int, block_bytes: int = GRAM_BLOCK_BYTES) -> An
             Y = X.reshape(-1, X.shape[-1])
             return xp.dot(Y.T, Y)
     axis = 0 if mode != 0 else 1
-    slab = X.nbytes // max(X.shape[axis], 1)
-    step = max(1, block_bytes // max(slab, 1))
     G = xp.zeros((X.shape[mode], X.shape[mode]), dtype=X.dtype)
-    for start in range(0, X.shape[axis], step):
-        index = [slice(None)] * N
-        index[axis] = slice(start, start + step)
-        block = X[tuple(index)]
-        Y = xp.moveaxis(block, mode, 0).reshape(X.shape[mode], -1)
+    for _, Y in _blocks(X, mode, axis, block_bytes, scale_exp):
         G += xp.dot(Y, Y.T)
     return G
 
 
-def svd_factor(X: Any, mode: int, rank: int, rng: np.random.Generator, *,
-               nonnegative: bool = False) -> Any:
-    """Leading ``rank`` left singular vectors of ``X_(n)``, from its Gram.
+def _right_side_vectors(X: Any, mode: int, k: int, scale_exp: int) -> Any:
+    """Leading left singular vectors of ``X_(n)`` from the Gram of its rows' side.
 
-    The eigenvectors of :func:`unfolding_gram` are the left singular vectors;
-    their signs are fixed so that the entry of largest magnitude in each is
-    positive. When ``rank > I_n`` the remaining columns are random (drawn
-    from ``rng`` as in :func:`random_factors`); with ``nonnegative`` the
-    absolute value is taken.
+    For ``I_n > J = prod_{k != n} I_k``: ``H = X_(n)^T X_(n)`` (``J x J``) has
+    eigenpairs ``(s^2, v)`` and ``u = X_(n) v / s``; both passes over ``X``
+    go through row slabs of the unfolding, so the memory is ``O(J^2 + I_n k)``
+    beside ``X``. Directions with a numerically zero singular value are
+    dropped (the caller pads with random columns).
+    """
+    xp = get_array_module(X)
+    J = X.size // X.shape[mode]
+    H = xp.zeros((J, J), dtype=X.dtype)
+    for _, Y in _blocks(X, mode, mode, GRAM_BLOCK_BYTES, scale_exp):
+        H += xp.dot(Y.T, Y)
+    w, Q = xp.linalg.eigh(H)
+    w, Q = w[::-1][:k], Q[:, ::-1][:, :k]
+    top = float(w[0]) if k else 0.0
+    keep = int((w > J * np.finfo(X.dtype).eps * top).sum()) if top > 0 else 0
+    Q = Q[:, :keep] / xp.sqrt(w[:keep])[None, :]
+    U = xp.empty((X.shape[mode], keep), dtype=X.dtype)
+    for start, Y in _blocks(X, mode, mode, GRAM_BLOCK_BYTES, scale_exp):
+        U[start:start + Y.shape[0]] = Y @ Q
+    return U
+
+
+def svd_factor(X: Any, mode: int, rank: int, rng: np.random.Generator, *,
+               nonnegative: bool = False, scale_exp: int = 0) -> Any:
+    """Leading ``rank`` left singular vectors of ``X_(n)``, from a Gram.
+
+    When ``I_n <= J = prod_{k != n} I_k`` they are the eigenvectors of
+    :func:`unfolding_gram` (``I_n x I_n``); otherwise they come from the
+    smaller ``J x J`` Gram of the other side (:func:`_right_side_vectors`),
+    so a long mode (shape ``(2, 2, 50000)``) never forms an ``I_n x I_n``
+    matrix: memory ``O(min(I_n, J)^2 + I_n R)`` beside ``X``. Signs are fixed
+    so that the entry of largest magnitude in each vector is positive. When
+    ``rank`` exceeds the number of directions found the remaining columns
+    are random (drawn from ``rng`` as in :func:`random_factors`); with
+    ``nonnegative`` the absolute value is taken. ``scale_exp`` (the exponent
+    of ``||X||``) scales the data by ``2^-scale_exp`` inside the Gram when
+    ``|scale_exp| > 256``, where the squares would leave the floating-point
+    range; the vectors do not depend on it otherwise.
 
     Returns
     -------
     ndarray, shape (I_n, rank), same array module as ``X``
     """
     xp = get_array_module(X)
-    _, Q = xp.linalg.eigh(unfolding_gram(X, mode))
-    k = min(rank, X.shape[mode])
-    U = Q[:, ::-1][:, :k]
-    pivot = xp.argmax(xp.abs(U), axis=0)
-    U = U * xp.where(U[pivot, xp.arange(k)] < 0, -1.0, 1.0).astype(U.dtype)[None, :]
+    e = scale_exp if abs(scale_exp) > 256 else 0
+    I_n = X.shape[mode]
+    if I_n > X.size // max(I_n, 1):
+        U = _right_side_vectors(X, mode, min(rank, I_n), e)
+    else:
+        _, Q = xp.linalg.eigh(unfolding_gram(X, mode, scale_exp=e))
+        U = Q[:, ::-1][:, :min(rank, I_n)]
+    k = U.shape[1]
+    if k:
+        pivot = xp.argmax(xp.abs(U), axis=0)
+        U = U * xp.where(U[pivot, xp.arange(k)] < 0, -1.0, 1.0).astype(U.dtype)[None, :]
     if rank > k:
-        extra = random_factors([X.shape[mode]], rank - k, rng, nonnegative=nonnegative,
+        extra = random_factors([I_n], rank - k, rng, nonnegative=nonnegative,
                                dtype=X.dtype)[0]
         U = xp.concatenate([U, xp.asarray(extra)], axis=1)
     if nonnegative:
@@ -127,7 +183,7 @@ def check_init(init: CPTensor, shape: Sequence[int], rank: int, *,
 
 def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
                   rng: np.random.Generator | None = None,
-                  nonnegative: bool = False) -> CPTensor:
+                  nonnegative: bool = False, scale_exp: int = 0) -> CPTensor:
     """Initial CP model for ``X``, columns normalised into the weights.
 
     Parameters
@@ -143,6 +199,9 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
         Source of every random number (a fresh default one when omitted).
     nonnegative : bool
         Draw nonnegative random factors; a given init must be nonnegative.
+    scale_exp : int
+        Exponent of ``||X||`` (:func:`tensorpar.cp.state.scale_exponent`), for
+        ``"svd"`` on data whose squares leave the floating-point range.
 
     Returns
     -------
@@ -161,7 +220,8 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
                    random_factors(X.shape, rank, rng, nonnegative=nonnegative, dtype=X.dtype)]
         weights = None
     elif isinstance(init, str) and init == "svd":
-        factors = [svd_factor(X, n, rank, rng, nonnegative=nonnegative) for n in range(X.ndim)]
+        factors = [svd_factor(X, n, rank, rng, nonnegative=nonnegative, scale_exp=scale_exp)
+                   for n in range(X.ndim)]
         weights = None
     else:
         raise ValueError(

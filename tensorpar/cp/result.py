@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+
+from .._typing import StopReason
 
 __all__ = ["CPALSResult", "StopReason", "progress_line"]
-
-StopReason = Literal["tol", "max_iter", "callback"]
 
 
 @dataclass

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_array_module, to_numpy
-from .._validation import as_float_array, check_factors
+from .._typing import Engine
+from .._validation import as_float_array, check_factors, check_positive_int
 
 __all__ = ["CPTensor"]
 
@@ -124,19 +125,25 @@ class CPTensor:
         sq = float((w.conj() @ self.gram_hadamard() @ w).real)
         return float(np.sqrt(max(sq, 0.0)))
 
-    def inner(self, X: Any, engine: str = "auto") -> float | complex:
+    def inner(self, X: Any, engine: Engine = "auto") -> float | complex:
         """Inner product ``<X, self>`` with a dense tensor ``X`` of the same shape.
 
         Computed from one MTTKRP, ``sum_r w_r sum_i A_0[i, r] M[i, r]`` with
         ``M = mttkrp(X, factors, 0)``, so the dense CP tensor is never formed.
+        ``X`` may be a (nested) list: it is converted with ``numpy.asarray``
+        (:func:`tensorpar.dense.as_array`).
         """
+        from ..dense import as_array
         from ..mttkrp import mttkrp
 
+        X = as_array(X, "X")
         if tuple(X.shape) != self.shape:
             raise ValueError(f"X has shape {tuple(X.shape)}, expected {self.shape}")
         M = mttkrp(X, self.factors, 0, engine=engine)
         xp = get_array_module(M)
-        return (xp.sum(M * self.factors[0].conj(), axis=0) @ self.weights.conj()).item()
+        value: float | complex = (xp.sum(M * self.factors[0].conj(), axis=0)
+                                  @ self.weights.conj()).item()
+        return value
 
     def normalize(self) -> CPTensor:
         """Return an equivalent CPTensor whose factor columns have unit 2-norm.
@@ -224,9 +231,23 @@ def random_cp(shape: Sequence[int], rank: int, *, seed: Any = None,
     Parameters
     ----------
     shape : sequence of int
+        Integers (``5.7`` raises a TypeError).
     rank : int
+        An integer >= 1 (``2.7`` raises a TypeError rather than being truncated).
     seed : int or numpy.random.Generator, optional
     dtype : float32 or float64
+
+    Examples
+    --------
+    >>> random_cp((3, 4), 2, seed=0).shape
+    (3, 4)
     """
-    rng = np.random.default_rng(seed)
-    return CPTensor([rng.standard_normal((int(s), int(rank))).astype(dtype) for s in shape])
+    from ..dense import check_shape
+    from .state import check_seed
+
+    shape = check_shape(shape)
+    rank = check_positive_int(rank, "rank")
+    if np.dtype(dtype).type not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    rng = check_seed(seed)
+    return CPTensor([rng.standard_normal((s, rank)).astype(dtype) for s in shape])

@@ -168,3 +168,80 @@ def test_errors_raise_on_every_rank(comm, shared_dir):
         with DistTensor.from_local(T.local.astype(np.complex128), T.shape, grid=T.grid) as U:
             with pytest.raises(TypeError, match="expected one of float32, float64"):
                 cp_als(U, R)
+
+
+def test_dist_cp_als_is_the_name_and_cp_als_its_alias():
+    from tensorpar.distributed.cp import dist_cp_als
+
+    assert cp_als is dist_cp_als
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-170, 1e170, 1e300])
+def test_extreme_magnitudes_equal_serial(comm, c):
+    X = _noisy((7, 6, 5), seed=12)
+    with _dist(c * X, comm) as T:
+        cp, res = cp_als(T, R, seed=3, max_iter=6, tol=0)
+    ref_cp, ref = tensorpar.cp_als(X, R, seed=3, max_iter=6, tol=0)
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(cp.weights / c, ref_cp.weights, rtol=1e-9)
+    assert abs(res.norm_x / c - ref.norm_x) <= 1e-13 * ref.norm_x
+
+
+def test_float32_fit_terms_in_float64(comm):
+    X = np.full((40, 20, 30), 0.1, dtype=np.float32)
+    with _dist(X, comm) as T:
+        _, res = cp_als(T, 1, seed=0, max_iter=4, tol=0)
+    _, ref = tensorpar.cp_als(X, 1, seed=0, max_iter=4, tol=0)
+    exact = np.sqrt(X.size) * float(X[0, 0, 0])
+    assert abs(res.norm_x / exact - 1) < 1e-12
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=2e-3)
+
+
+def test_resume_refuses_a_different_tensor_with_the_same_norm(comm, shared_dir):
+    X = _noisy((7, 6, 5), seed=13)
+    path = os.path.join(shared_dir, "fp.npz")
+    with _dist(X, comm) as T:
+        cp_als(T, R, seed=1, max_iter=2, tol=0, checkpoint=path)
+    with _dist(-X, comm) as U:
+        with pytest.raises(ValueError, match="different tensor .*sampled entries differ"):
+            cp_als(U, R, max_iter=4, resume=path)
+    # the fingerprint is the serial one: the serial driver accepts the file for X only
+    _, res = tensorpar.cp_als(X, R, max_iter=4, tol=0, resume=path)
+    assert res.resumed_from == 2
+    with pytest.raises(ValueError, match="different tensor"):
+        tensorpar.cp_als(-X, R, max_iter=4, resume=path)
+
+
+def test_argument_errors_name_the_argument_on_every_rank(comm, shared_dir):
+    X = _noisy((6, 5, 4))
+    with _dist(X, comm) as T:
+        with pytest.raises(TypeError, match="seed must be None, an int"):
+            cp_als(T, R, seed="abc")
+        with pytest.raises(TypeError, match="nonnegative must be a bool"):
+            cp_als(T, R, nonnegative="no")
+        with pytest.raises(ValueError, match="rank: CP-ALS with rank=1000000"):
+            cp_als(T, 10**6)
+        with pytest.raises(ValueError, match="does not exist"):
+            cp_als(T, R, checkpoint=os.path.join(shared_dir, "no", "c.npz"))
+        if comm.rank == 0:
+            np.save(os.path.join(shared_dir, "x.npy"), np.ones(2))
+        comm.Barrier()
+        with pytest.raises(ValueError, match="single .npy array"):
+            cp_als(T, R, resume=os.path.join(shared_dir, "x.npy"))
+
+
+def test_seed_none_still_starts_alike_on_every_rank(comm):
+    X = _noisy((6, 5, 4), seed=14)
+    with _dist(X, comm) as T:
+        cp, res = cp_als(T, R, max_iter=3, tol=0)  # rank 0's fresh entropy is broadcast
+    fits = comm.allgather(res.fits)
+    assert all(f == fits[0] for f in fits)
+    assert np.isfinite(res.fits).all()
+
+
+def test_verbose_on_rank_0_only_is_fine(comm, capsys):
+    X = _noisy((6, 5, 4))
+    with _dist(X, comm) as T:
+        _, res = cp_als(T, R, seed=0, max_iter=2, tol=0, verbose=comm.rank == 0)
+    assert res.n_iter == 2
+    assert capsys.readouterr().out.count("cp_als iter") == (2 if comm.rank == 0 else 0)
