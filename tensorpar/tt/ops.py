@@ -16,28 +16,41 @@ Large ``d``: ``tt_dot`` and ``tt_norm`` rescale the running contraction
 after every core and keep the scale as a logarithm, so intermediate values
 never overflow or underflow; only a final result outside the floating-point
 range does. :func:`tt_log_norm` and :func:`tt_log_dot` return logarithms and
-stay finite for any ``d``.
+stay finite for any ``d``. Cores with entries far from 1 (beyond ``2**+-256``
+in float64) are divided by a power of two before they are contracted
+(:func:`tensorpar.tt.orth.normalize_cores`), so a train whose norm is
+representable never gives NaN or infinity.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
+from .._typing import Array, NormMethod, Position
 from .._validation import check_same_shape, check_scalar
+from .orth import normalize_cores, tt_orthonormalize
 from .tensor import TTTensor
 
 __all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "tt_dot", "tt_norm",
-           "tt_log_dot", "tt_log_norm", "add_cores", "hadamard_core", "dot_step"]
+           "tt_log_dot", "tt_log_norm", "add_cores", "hadamard_core", "dot_step",
+           "core_position", "scaled_chain", "log_dot_from_chain", "dot_from_chain",
+           "log_norm_from_chain"]
 
-Position = Literal["first", "middle", "last", "only"]
 
+def core_position(k: int, d: int) -> Position:
+    """Position of core ``k`` in a train of ``d`` cores, as :func:`add_cores` takes it.
 
-def _position(k: int, d: int) -> Position:
+    Examples
+    --------
+    >>> from tensorpar.tt.ops import core_position
+    >>> [core_position(k, 3) for k in range(3)], core_position(0, 1)
+    (['first', 'middle', 'last'], 'only')
+    """
     if d == 1:
         return "only"
     return "first" if k == 0 else ("last" if k == d - 1 else "middle")
@@ -139,7 +152,7 @@ def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) ->
     """
     weights = check_summands(tensors, weights)
     d = tensors[0].ndim
-    return TTTensor([add_cores([t.cores[k] for t in tensors], _position(k, d), weights)
+    return TTTensor([add_cores([t.cores[k] for t in tensors], core_position(k, d), weights)
                      for k in range(d)])
 
 
@@ -257,8 +270,9 @@ def dot_step(W: Any, a: Any, b: Any) -> Any:
     return _dot_step_ab(W.conj().T, b, a).conj().T
 
 
-def scaled_chain(x_cores: Sequence[Any], y_cores: Sequence[Any],
-                 reduce: Callable[[Any], Any] | None = None) -> tuple[Any, float]:
+def scaled_chain(x_cores: Sequence[Array], y_cores: Sequence[Array],
+                 reduce: Callable[[Array], Array] | None = None,
+                 reduce_max: Callable[[Array], Array] | None = None) -> tuple[Any, float]:
     """Contract ``<x, y>`` core by core, rescaling after every core.
 
     Parameters
@@ -270,17 +284,34 @@ def scaled_chain(x_cores: Sequence[Any], y_cores: Sequence[Any],
         Applied to each step's ``r x s`` partial result before rescaling; the
         distributed code passes an allreduce, since :func:`dot_step` results
         over slices of the mode index add up.
+    reduce_max : callable, optional
+        Applied to the per-core largest magnitudes before cores far from 1
+        are divided by powers of two (an allreduce(max) in the distributed
+        code, so that every rank divides by the same power).
 
     Returns
     -------
     (value, log_scale)
         ``<x, y> = value * exp(log_scale)``; ``(0, 0)`` for a zero product and
         ``(nan, 0)`` when a step overflows to infinity or NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.ops import scaled_chain
+    >>> x = random_tt((3, 4, 5), 2, seed=0)
+    >>> value, log_scale = scaled_chain(x.cores, x.cores)
+    >>> bool(np.isclose(value * np.exp(log_scale), np.linalg.norm(x.to_dense()) ** 2))
+    True
     """
     xp = get_array_module(x_cores[0], y_cores[0])
     dtype = np.result_type(*[c.dtype for c in x_cores], *[c.dtype for c in y_cores])
+    same = x_cores is y_cores
+    x_cores, ex = normalize_cores(x_cores, reduce_max)
+    y_cores, ey = (x_cores, ex) if same else normalize_cores(y_cores, reduce_max)
     W = xp.ones((1, 1), dtype=dtype)
-    log_scale = 0.0
+    log_scale = (ex + ey) * math.log(2.0)
     for a, b in zip(x_cores, y_cores):
         W = dot_step(W, a, b)
         if reduce is not None:
@@ -295,19 +326,65 @@ def scaled_chain(x_cores: Sequence[Any], y_cores: Sequence[Any],
     return W[0, 0].item(), log_scale
 
 
+def log_dot_from_chain(value: Any, log_scale: float) -> tuple[float | complex, float]:
+    """``(sign, logabs)`` of ``value * exp(log_scale)``, the result of :func:`scaled_chain`.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.ops import log_dot_from_chain
+    >>> log_dot_from_chain(-2.0, 1.0)
+    (-1.0, 1.6931471805599454)
+    """
+    if value == 0 or not np.isfinite(value):
+        return (0.0, -math.inf) if value == 0 else (value, math.nan)
+    sign = value / abs(value)
+    return sign, log_scale + math.log(abs(value))
+
+
+def dot_from_chain(value: Any, log_scale: float) -> float | complex:
+    """The inner product ``value * exp(log_scale)``; infinite only past the float64 range.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.ops import dot_from_chain
+    >>> dot_from_chain(1.0, 709.5) < float("inf"), dot_from_chain(1.0, 710.0)
+    (True, inf)
+    """
+    sign, logabs = log_dot_from_chain(value, log_scale)
+    return sign * _exp(logabs) if sign != 0 else sign
+
+
+def log_norm_from_chain(value: Any, log_scale: float) -> float:
+    """``log ||x||`` from the :func:`scaled_chain` of ``x`` with itself (``-inf`` for zero).
+
+    Examples
+    --------
+    >>> from tensorpar.tt.ops import log_norm_from_chain
+    >>> log_norm_from_chain(1.0, 2.0)
+    1.0
+    """
+    value = abs(value.real if isinstance(value, complex) else value)
+    return -math.inf if value == 0 else 0.5 * (log_scale + math.log(value))
+
+
 def tt_log_dot(x: TTTensor, y: TTTensor) -> tuple[float | complex, float]:
     """Inner product as ``(sign, logabs)`` with ``<x, y> = sign * exp(logabs)``.
 
     Like :func:`numpy.linalg.slogdet`: ``sign`` is ``+-1`` for real data or a
     complex number of modulus 1, and ``(0, -inf)`` for a zero inner product.
     ``x`` is conjugated. Finite for any number of cores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_log_dot
+    >>> x = random_tt((3, 4, 5), 2, seed=0)
+    >>> sign, logabs = tt_log_dot(1e200 * x, 1e200 * x)
+    >>> sign, bool(np.isclose(logabs, 400 * np.log(10) + 2 * np.log(np.linalg.norm(x.to_dense()))))
+    (1.0, True)
     """
     _check_pair(x, y)
-    value, log_scale = scaled_chain(x.cores, y.cores)
-    if value == 0 or not np.isfinite(value):
-        return (0.0, -math.inf) if value == 0 else (value, math.nan)
-    sign = value / abs(value)
-    return sign, log_scale + math.log(abs(value))
+    return log_dot_from_chain(*scaled_chain(x.cores, y.cores))
 
 
 def tt_dot(x: TTTensor, y: TTTensor) -> float | complex:
@@ -325,11 +402,11 @@ def tt_dot(x: TTTensor, y: TTTensor) -> float | complex:
     >>> bool(np.isclose(tt_dot(x, y), np.vdot(x.to_dense(), y.to_dense())))
     True
     """
-    sign, logabs = tt_log_dot(x, y)
-    return sign * _exp(logabs) if sign != 0 else sign
+    _check_pair(x, y)
+    return dot_from_chain(*scaled_chain(x.cores, y.cores))
 
 
-def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
+def tt_log_norm(x: TTTensor, method: NormMethod = "gram") -> float:
     """Natural logarithm of the Frobenius norm; finite for any number of cores.
 
     Parameters
@@ -359,17 +436,13 @@ def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
     """
     _check_tt(x, "x")
     if method == "qr":
-        from .orth import tt_orthonormalize
-
         return tt_orthonormalize(x, "left")[1]
     if method != "gram":
         raise ValueError(f"method must be 'gram' or 'qr', got {method!r}")
-    value, log_scale = scaled_chain(x.cores, x.cores)
-    value = abs(value.real if isinstance(value, complex) else value)
-    return -math.inf if value == 0 else 0.5 * (log_scale + math.log(value))
+    return log_norm_from_chain(*scaled_chain(x.cores, x.cores))
 
 
-def tt_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
+def tt_norm(x: TTTensor, method: NormMethod = "gram") -> float:
     """Frobenius norm ``||x||_F`` (see :func:`tt_log_norm` for ``method``).
 
     Examples

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import as_float_array, check_core_chain, check_positive_int
+from .._validation import as_float_array, check_core_chain, check_finite, check_positive_int
 
 __all__ = ["TTTensor", "random_tt"]
 
@@ -30,7 +30,8 @@ class TTTensor:
     ----------
     cores : sequence of ndarray
         Core ``k`` has shape ``(r_k, n_k, r_{k+1})`` with ``r_0 = r_d = 1``;
-        neighbouring ranks must chain. numpy or cupy, one dtype family.
+        neighbouring ranks must chain. numpy or cupy, one dtype family;
+        finite entries (NaN or infinity raise a ValueError naming the core).
 
     Attributes
     ----------
@@ -65,6 +66,8 @@ class TTTensor:
         cores = [as_float_array(c, f"cores[{k}]", min_ndim=3, max_ndim=3)
                  for k, c in enumerate(cores)]
         check_core_chain(cores, rank_axis=2)
+        for k, c in enumerate(cores):  # NaN would turn every later result into garbage or zero
+            check_finite(c, f"cores[{k}]")
         self.cores: list[Any] = list(cores)
 
     # -- shape --------------------------------------------------------------
