@@ -14,9 +14,15 @@ from typing import Any, Literal
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import as_float_array, check_core_chain, check_finite, check_positive_int
+from .._validation import (
+    as_float_array,
+    check_core_chain,
+    check_finite,
+    check_positive_int,
+    check_same_shape,
+)
 
-__all__ = ["TTTensor", "random_tt"]
+__all__ = ["TTTensor", "random_tt", "check_tt", "check_tt_pair"]
 
 _SCALARS = (int, float, complex, np.integer, np.floating, np.complexfloating)
 
@@ -232,19 +238,19 @@ class TTTensor:
 
     def dot(self, other: TTTensor) -> float | complex:
         """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
-        from .ops import tt_dot
+        from .inner import tt_dot
 
         return tt_dot(self, other)
 
     def norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Frobenius norm; see :func:`tensorpar.tt_norm`."""
-        from .ops import tt_norm
+        from .inner import tt_norm
 
         return tt_norm(self, method=method)
 
     def log_norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`."""
-        from .ops import tt_log_norm
+        from .inner import tt_log_norm
 
         return tt_log_norm(self, method=method)
 
@@ -260,6 +266,21 @@ class TTTensor:
         from .rounding import tt_round
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
+
+
+def check_tt(x: Any, name: str = "x") -> TTTensor:
+    """Return ``x`` when it is a :class:`TTTensor`, else raise a TypeError naming ``name``."""
+    if not isinstance(x, TTTensor):
+        raise TypeError(f"{name} must be a TTTensor, got {type(x).__name__}")
+    return x
+
+
+def check_tt_pair(x: Any, y: Any) -> None:
+    """Check two TT operands: both TTTensor, same shape, same device."""
+    check_tt(x, "x")
+    check_tt(y, "y")
+    check_same_shape([x.shape, y.shape], ["x", "y"])
+    get_array_module(x.cores[0], y.cores[0])
 
 
 def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = None,
