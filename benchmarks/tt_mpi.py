@@ -56,7 +56,7 @@ def _max() -> Any:
 
 def worker(args: argparse.Namespace) -> None:
     from tensorpar.distributed import comm as C
-    from tensorpar.distributed.tt.tensor import DistTTTensor, dist_tt_dot, dist_tt_round
+    from tensorpar.distributed.tt import DistTTTensor, dist_tt_dot, dist_tt_round
 
     comm = C.resolve_comm()
     d, n, r = args.d, args.n, args.r

@@ -30,7 +30,7 @@ from .orth import normalize_cores, tt_orthonormalize
 from .tensor import TTTensor, check_tt, check_tt_pair
 
 __all__ = ["tt_dot", "tt_norm", "tt_log_dot", "tt_log_norm", "dot_step", "scaled_chain",
-           "log_dot_from_chain", "dot_from_chain", "log_norm_from_chain"]
+           "log_dot_from_chain", "dot_from_chain", "log_norm_from_chain", "exp_or_inf"]
 
 
 def _dot_step_ab(W: Any, a: Any, b: Any) -> Any:
@@ -105,7 +105,8 @@ def scaled_chain(x_cores: Sequence[Array], y_cores: Sequence[Array],
     >>> bool(np.isclose(value * np.exp(log_scale), np.linalg.norm(x.to_dense()) ** 2))
     True
     """
-    res = _chain(x_cores, y_cores, reduce)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # detected and retried
+        res = _chain(x_cores, y_cores, reduce)
     if res is not None:
         return res
     # A step left the safe range (overflow, or products near the underflow
@@ -172,7 +173,7 @@ def dot_from_chain(value: Any, log_scale: float) -> float | complex:
     (True, inf)
     """
     sign, logabs = log_dot_from_chain(value, log_scale)
-    return sign * _exp(logabs) if sign != 0 else sign
+    return sign * exp_or_inf(logabs) if sign != 0 else sign
 
 
 def log_norm_from_chain(value: Any, log_scale: float) -> float:
@@ -274,10 +275,20 @@ def tt_norm(x: TTTensor, method: NormMethod = "gram") -> float:
     >>> bool(np.isclose(tt_norm(x), np.linalg.norm(x.to_dense())))
     True
     """
-    return _exp(tt_log_norm(x, method))
+    return exp_or_inf(tt_log_norm(x, method))
 
 
-def _exp(t: float) -> float:
-    """``exp`` that overflows to ``inf`` instead of raising."""
-    return math.inf if t > 709.78 else math.exp(t)
+def exp_or_inf(t: float) -> float:
+    """``exp`` that overflows to ``inf`` (past ``log(max float64) ~ 709.78``) instead of raising.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.inner import exp_or_inf
+    >>> exp_or_inf(709.5) < float("inf"), exp_or_inf(709.8)
+    (True, inf)
+    """
+    try:
+        return math.exp(t)
+    except OverflowError:
+        return math.inf
 

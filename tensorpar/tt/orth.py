@@ -187,18 +187,25 @@ def normalize_cores(cores: Sequence[Array],
     return [times_pow2(c, -e) for c, e in zip(cores, exps)], sum(exps)
 
 
-def restore_pow2(cores: Sequence[Array], e: int, position: int) -> list[Array]:
-    """Multiply a train by ``2**e`` exactly: on ``cores[position]`` when it stays in range, else spread."""
+def restore_pow2(cores: Sequence[Array], e: int, position: int,
+                 spread: bool = False) -> list[Array]:
+    """Multiply a train by ``2**e`` exactly.
+
+    The factor goes on ``cores[position]`` when that core stays in range,
+    otherwise (or with ``spread=True``, a rule that does not look at the
+    entries, as the distributed code needs) it is spread evenly over all cores.
+    """
     cores = list(cores)
     if e == 0:
         return cores
-    xp = get_array_module(*cores)
-    fin = np.finfo(np.result_type(*[c.dtype for c in cores]))
-    big = float(xp.abs(cores[position]).max())
-    top = math.frexp(big)[1] + e if big > 0 else 0
-    if fin.minexp + 60 <= top <= fin.maxexp - 4:
-        cores[position] = times_pow2(cores[position], e)
-        return cores
+    if not spread:
+        xp = get_array_module(*cores)
+        fin = np.finfo(np.result_type(*[c.dtype for c in cores]))
+        big = float(xp.abs(cores[position]).max())
+        top = math.frexp(big)[1] + e if big > 0 else 0
+        if fin.minexp + 60 <= top <= fin.maxexp - 4:
+            cores[position] = times_pow2(cores[position], e)
+            return cores
     d = len(cores)
     return [times_pow2(c, e // d + (1 if k < e % d else 0)) for k, c in enumerate(cores)]
 

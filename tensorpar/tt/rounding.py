@@ -165,8 +165,9 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
         out = round_gram(cores, eps, max_rank)
     else:
         assert max_rank is not None  # checked above; narrows the type
-        sketch = draw_sketch(x.shape, [x.ranks], max_rank, oversample, seed, x.dtype,
-                             get_array_module(*cores))
+        # the sketch's dtype promotes with Python floats, as for tt_round_sum's weights
+        sketch = draw_sketch(x.shape, [x.ranks], max_rank, oversample, seed,
+                             np.result_type(x.dtype, float), get_array_module(*cores))
         out = round_randomized([cores], None, eps, max_rank, sketch)
     return _finish(out, e2, x.shape, x.dtype, cores, -1 if method == "gram" else 0)
 
