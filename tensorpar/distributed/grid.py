@@ -98,7 +98,7 @@ def grid_cost(shape: Sequence[int], dims: Sequence[int], rank: int = 1) -> dict[
 def _factorizations(P: int, n: int) -> list[tuple[int, ...]]:
     if n == 1:
         return [(P,)]
-    out = []
+    out: list[tuple[int, ...]] = []
     for d in range(1, P + 1):
         if P % d == 0:
             out.extend((d,) + rest for rest in _factorizations(P // d, n - 1))
@@ -180,7 +180,7 @@ class ProcessGrid:
                 f"{comm.Get_size()}")
         self.dims: tuple[int, ...] = dims
         self.comm = comm
-        self.cart = comm.Create_cart(list(dims), periods=[False] * len(dims), reorder=False)
+        self.cart: Any = comm.Create_cart(list(dims), periods=[False] * len(dims), reorder=False)
         self.cart.Set_name("tensorpar.grid")
         self.coords: tuple[int, ...] = self.coords_of(self.cart.Get_rank())
         self._slices = []
@@ -230,7 +230,8 @@ class ProcessGrid:
             sub = self.cart.Sub([k == mode for k in range(self.ndim)])
             sub.Set_name(f"tensorpar.fibre{mode}")
             self._fibres[mode] = sub
-        return self._fibres[mode]
+        fibre: MPI.Cartcomm = self._fibres[mode]
+        return fibre
 
     def coords_of(self, rank: int) -> tuple[int, ...]:
         """Grid coordinates of ``rank``."""

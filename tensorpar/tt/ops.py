@@ -89,7 +89,7 @@ def add_cores(cores: Sequence[Any], position: Position,
     return out
 
 
-def check_summands(tensors: Sequence[TTTensor], weights: Sequence[Any] | None) -> list | None:
+def check_summands(tensors: Sequence[TTTensor], weights: Sequence[Any] | None) -> list[Any] | None:
     """Check a list of same-shape TTs on one device and their weights; return the weights."""
     if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
         raise TypeError("tensors must be a non-empty list of TTTensor")

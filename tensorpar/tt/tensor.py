@@ -317,7 +317,7 @@ def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = No
     if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
         inner = [int(rank)] * (d - 1)
     else:
-        inner = list(rank)
+        inner = list(rank)  # type: ignore[arg-type]  # bool was excluded above only for ints
         if len(inner) != d - 1:
             raise ValueError(f"rank must be an int or a sequence of {d - 1} ints, got {rank!r}")
     inner = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(inner)]

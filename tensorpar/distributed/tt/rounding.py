@@ -250,8 +250,8 @@ def _randomized(x: DistTTTensor, cores: list[Array], eps: float, max_rank: int,
                 oversample: int, seed: Any, tree: Tree) -> list[Array] | None:
     comm = x.comm
     if seed is None:  # one seed for all ranks, so that they draw the same sketch
-        seed = bcast_object(comm, int(np.random.SeedSequence().entropy % 2**63)
-                            if comm.Get_rank() == 0 else None)
+        fresh = int(np.random.default_rng().integers(2**63)) if comm.Get_rank() == 0 else None
+        seed = bcast_object(comm, fresh)
     xp = get_array_module(*cores)
     full = draw_sketch(x.shape, [x.ranks], max_rank, oversample, seed,
                        np.result_type(*[c.dtype for c in cores], float), xp)

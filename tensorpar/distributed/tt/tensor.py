@@ -65,14 +65,15 @@ def describe(x: Any) -> Any:
 def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -> Any:
     """Run the local ``check``, then agree on its outcome and on ``values`` (collective).
 
-    Returns what ``check`` returned; raises the same ValueError or TypeError
-    on every rank when the check failed on any rank or ``values`` differ.
+    Returns what ``check`` returned; raises the same exception on every rank
+    when the check failed on any rank (ValueError and TypeError keep their
+    type, others become RuntimeError) or ``values`` differ.
     """
     err: BaseException | None = None
     out = None
     try:
         out = check()
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any local failure must reach every rank
         err = exc
     agree(comm, values, error=err)
     return out
