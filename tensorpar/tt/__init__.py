@@ -6,6 +6,7 @@
 * :mod:`~tensorpar.tt.ops` -- sums, scaling and Hadamard products;
 * :mod:`~tensorpar.tt.inner` -- dot products and norms;
 * :mod:`~tensorpar.tt.orth` -- orthogonalisation and the sweep primitives of rounding;
+* :mod:`~tensorpar.tt.scale` -- exact power-of-two scaling (results independent of magnitude);
 * :mod:`~tensorpar.tt.rounding` -- :func:`tt_round` and its variants
   (:mod:`~tensorpar.tt.rounding_gram`, :mod:`~tensorpar.tt.rounding_rand`).
 """

@@ -16,7 +16,7 @@ from typing import Any
 from .._backend import get_array_module
 from .._linalg import left_svd
 from .._validation import as_float_array, check_eps, check_finite, check_max_rank
-from .orth import restore_pow2, scale_exponent, times_pow2
+from .scale import restore_pow2, scale_exponent, times_pow2
 from .tensor import TTTensor
 
 __all__ = ["tt_svd", "tt_from_function"]

@@ -12,7 +12,7 @@ underflow; only a final result outside the floating-point range does.
 :func:`tt_log_norm` and :func:`tt_log_dot` return logarithms and stay finite
 for any ``d``. Extreme magnitudes: when a step leaves the safe range, the
 cores far from 1 are divided by powers of two and the contraction is
-repeated (:func:`tensorpar.tt.orth.normalize_cores`), so a train whose norm
+repeated (:func:`tensorpar.tt.scale.normalize_cores`), so a train whose norm
 is representable never gives NaN or infinity.
 """
 
@@ -26,7 +26,8 @@ import numpy as np
 
 from .._backend import get_array_module
 from .._typing import Array, NormMethod
-from .orth import normalize_cores, tt_orthonormalize
+from .orth import tt_orthonormalize
+from .scale import normalize_cores
 from .tensor import TTTensor, check_tt, check_tt_pair
 
 __all__ = ["tt_dot", "tt_norm", "tt_log_dot", "tt_log_norm", "dot_step", "scaled_chain",

@@ -29,7 +29,7 @@ Three methods, chosen with ``method=``:
 Large ``d``: every method normalizes as it sweeps and keeps the norm as a
 logarithm, so it works for thousands of cores. Extreme magnitudes: cores
 far from 1 are divided by a power of two first and the result is multiplied
-back exactly (:func:`tensorpar.tt.orth.normalize_cores`), so rounding
+back exactly (:func:`tensorpar.tt.scale.normalize_cores`), so rounding
 ``c x`` gives ``c`` times the rounding of ``x`` for any representable ``c``.
 
 The variants work on lists of cores and take the distributed code's
@@ -52,16 +52,10 @@ from .._linalg import matmul, truncated_svd
 from .._typing import Array, RoundMethod
 from .._validation import check_eps, check_max_rank, check_positive_int
 from .ops import check_summands, tt_sum
-from .orth import (
-    absorb_right,
-    apply_log_scale,
-    implicit_left_sweep,
-    normalize_cores,
-    restore_pow2,
-    zero_train,
-)
+from .orth import absorb_right, apply_log_scale, implicit_left_sweep, zero_train
 from .rounding_gram import round_gram
 from .rounding_rand import draw_sketch, round_randomized
+from .scale import normalize_cores, restore_pow2
 from .tensor import TTTensor
 
 __all__ = ["tt_round", "tt_round_sum", "round_qr", "check_round_options"]

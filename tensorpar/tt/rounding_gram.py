@@ -145,7 +145,7 @@ def round_gram(cores: Sequence[Array], eps: float, max_rank: int | None, *,
     cores : sequence of ndarray
         ``d >= 2`` cores (or, in the distributed code, this rank's slices of
         them along the mode index), entries in the safe range of
-        :func:`tensorpar.tt.orth.normalize_cores`.
+        :func:`tensorpar.tt.scale.normalize_cores`.
     eps : float
         Relative accuracy.
     max_rank : int, optional

@@ -8,7 +8,8 @@ from ..._validation import check_same_shape
 from ...tt.matrix import TTMatrix, ttm_matvec_core
 from ..comm import allgatherv
 from ..grid import block_bounds
-from .tensor import DistTTTensor, agree_checked, check_dist_tt, check_modes, describe, operand_comm
+from .agreement import agree_checked
+from .tensor import DistTTTensor, check_dist_tt, check_modes, describe, operand_comm
 
 __all__ = ["dist_ttm_matvec"]
 

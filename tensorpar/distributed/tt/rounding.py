@@ -34,14 +34,16 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import ct, matmul, norm, truncated_svd
 from ..._typing import Array, Direction, RoundMethod, Tree
-from ...tt.orth import absorb_left, absorb_right, apply_log_scale, normalize_cores, restore_pow2
+from ...tt.orth import absorb_left, absorb_right, apply_log_scale
 from ...tt.rounding import check_round_options
 from ...tt.rounding_gram import round_gram
 from ...tt.rounding_rand import draw_sketch, round_randomized
+from ...tt.scale import normalize_cores, restore_pow2
 from ..comm import allreduce, bcast_object
 from ..grid import block_bounds
 from ..tsqr import orth_left_core, orth_right_rows, rows_to_right_core, tsqr
-from .tensor import DistTTTensor, agree_checked, check_dist_tt, describe, operand_comm
+from .agreement import agree_checked
+from .tensor import DistTTTensor, check_dist_tt, describe, operand_comm
 
 __all__ = ["dist_tt_orthogonalize", "dist_tt_round", "check_tree"]
 

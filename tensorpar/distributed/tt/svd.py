@@ -47,11 +47,12 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import truncation_rank
 from ..._validation import check_eps, check_finite, check_max_rank
-from ...tt.orth import restore_pow2, scale_exponent, times_pow2
+from ...tt.scale import restore_pow2, scale_exponent, times_pow2
 from .. import comm as C
 from ..dist_tensor import DistTensor
 from ..grid import block_bounds, block_sizes
-from .tensor import DistTTTensor, agree_checked, check_modes
+from .agreement import agree_checked
+from .tensor import DistTTTensor, check_modes
 
 __all__ = ["dist_tt_svd"]
 

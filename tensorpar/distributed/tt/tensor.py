@@ -35,14 +35,15 @@ from ..._typing import Array, RoundMethod, Tree
 from ..._validation import SUPPORTED_DTYPES, check_same_shape, check_scalar
 from ...tt.ops import add_cores, core_position, hadamard_core
 from ...tt.tensor import TTTensor
-from ..comm import agree, allgatherv, bcast_object, resolve_comm, scatterv
+from ..comm import allgatherv, bcast_object, resolve_comm, scatterv
 from ..grid import block_bounds, block_sizes
+from .agreement import agree_checked, meta_or_none
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
 __all__ = ["DistTTTensor", "dist_tt_add", "dist_tt_sub", "dist_tt_scale", "dist_tt_hadamard",
-           "check_modes", "check_dist_tt", "check_dist_pair", "describe", "agree_checked"]
+           "check_modes", "check_dist_tt", "check_dist_pair", "describe", "operand_comm"]
 
 
 def check_modes(shape: Sequence[int], size: int) -> None:
@@ -60,23 +61,6 @@ def describe(x: Any) -> Any:
     if isinstance(x, DistTTTensor):
         return (x.shape, x.ranks, np.dtype(x.dtype).str)
     return type(x).__name__
-
-
-def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -> Any:
-    """Run the local ``check``, then agree on its outcome and on ``values`` (collective).
-
-    Returns what ``check`` returned; raises the same exception on every rank
-    when the check failed on any rank (ValueError and TypeError keep their
-    type, others become RuntimeError) or ``values`` differ.
-    """
-    err: BaseException | None = None
-    out = None
-    try:
-        out = check()
-    except Exception as exc:  # noqa: BLE001 - any local failure must reach every rank
-        err = exc
-    agree(comm, values, error=err)
-    return out
 
 
 def operand_comm(*operands: Any) -> Any:
@@ -129,8 +113,8 @@ class DistTTTensor:
                 raise ValueError(msg)
             return shp
 
-        shp = agree_checked(comm, check, {"shape": _meta(lambda: tuple(int(n) for n in shape)),
-                                          "ranks": _meta(lambda: [c.shape[0] for c in cores])})
+        shp = agree_checked(comm, check, {"shape": meta_or_none(lambda: tuple(int(n) for n in shape)),
+                                          "ranks": meta_or_none(lambda: [c.shape[0] for c in cores])})
         self._set(list(cores), shp, comm)
 
     def _set(self, cores: list[Array], shape: tuple[int, ...], comm: Any) -> None:
@@ -283,14 +267,6 @@ class DistTTTensor:
         from .rounding import dist_tt_orthogonalize
 
         return dist_tt_orthogonalize(self, direction, tree=tree)
-
-
-def _meta(get: Callable[[], Any]) -> Any:
-    """A value to agree on, or None when it cannot be read (the local check reports why)."""
-    try:
-        return get()
-    except Exception:  # noqa: BLE001 - malformed input is reported by the local check
-        return None
 
 
 def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:

@@ -1,0 +1,41 @@
+"""Local validation followed by one agreement over the communicator.
+
+Every distributed TT entry point runs its local checks through
+:func:`agree_checked`, which hands their outcome and the arguments that must
+be equal on every rank to :func:`tensorpar.distributed.comm.agree` (one small
+``Allreduce``, counted as metadata) before the first message that moves data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..comm import agree
+
+__all__ = ["agree_checked", "meta_or_none"]
+
+
+def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -> Any:
+    """Run the local ``check``, then agree on its outcome and on ``values`` (collective).
+
+    Returns what ``check`` returned; raises the same exception on every rank
+    when the check failed on any rank (ValueError and TypeError keep their
+    type, others become RuntimeError) or ``values`` differ.
+    """
+    err: BaseException | None = None
+    out = None
+    try:
+        out = check()
+    except Exception as exc:  # noqa: BLE001 - any local failure must reach every rank
+        err = exc
+    agree(comm, values, error=err)
+    return out
+
+
+def meta_or_none(get: Callable[[], Any]) -> Any:
+    """A value to agree on, or None when it cannot be read (the local check reports why)."""
+    try:
+        return get()
+    except Exception:  # noqa: BLE001 - malformed input is reported by the local check
+        return None
