@@ -222,6 +222,13 @@ class ProcessGrid:
         Created on the first call (collective over the grid: every rank must
         ask for the same ``mode``), then cached; freed by :meth:`free`. Its
         rank order is the grid coordinate along ``mode``.
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> with ProcessGrid((1, 1)) as grid:   # one process
+        ...     grid.fibre_comm(1).Get_size()
+        1
         """
         self._check_alive()
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode < self.ndim:

@@ -132,19 +132,44 @@ def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) ->
 
 
 def tt_add(x: TTTensor, y: TTTensor) -> TTTensor:
-    """``x + y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding)."""
+    """``x + y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding).
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt, tt_add
+    >>> tt_add(random_tt((3, 4), 2, seed=0), random_tt((3, 4), 1, seed=1)).ranks
+    (1, 3, 1)
+    """
     check_tt_pair(x, y)
     return tt_sum([x, y])
 
 
 def tt_sub(x: TTTensor, y: TTTensor) -> TTTensor:
-    """``x - y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding)."""
+    """``x - y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_sub
+    >>> x = random_tt((3, 4), 2, seed=0)
+    >>> bool(np.abs(tt_sub(x, x).to_dense()).max() < 1e-15)
+    True
+    """
     check_tt_pair(x, y)
     return tt_sum([x, y], weights=[1.0, -1.0])
 
 
 def tt_scale(x: TTTensor, alpha: Any) -> TTTensor:
-    """``alpha * x``: the first core is scaled, the others are shared (not copied)."""
+    """``alpha * x``: the first core is scaled, the others are shared (not copied).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_scale
+    >>> x = random_tt((3, 4), 2, seed=0)
+    >>> bool(np.allclose(tt_scale(x, 2.0).to_dense(), 2 * x.to_dense()))
+    True
+    """
     check_tt(x, "x")
     alpha = check_scalar(alpha)
     return TTTensor([x.cores[0] * alpha] + list(x.cores[1:]))

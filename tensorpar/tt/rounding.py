@@ -69,6 +69,14 @@ def round_qr(cores: Sequence[Array], eps: float, max_rank: int | None) -> list[A
     Left-orthogonalize (:func:`tensorpar.tt.orth.implicit_left_sweep`), then
     truncate right to left: both sweeps work on C-ordered unfoldings and
     their transposed views, without copies.
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.rounding import round_qr
+    >>> x = random_tt((4, 5, 6), 3, seed=0)
+    >>> [c.shape[2] for c in round_qr((x + x).cores, 1e-12, None)]
+    [3, 3, 1]
     """
     d = len(cores)
     factors, last, log_norm = implicit_left_sweep(cores)

@@ -50,6 +50,13 @@ def times_pow2(a: Array, e: int) -> Array:
 
     The factor is applied in steps small enough to be representable in
     ``a``'s dtype (for float32 a Python float ``2**149`` would overflow).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.scale import times_pow2
+    >>> times_pow2(np.array([3.0, 1e-300]), 1000)[1] == 1e-300 * 2.0**1000
+    np.True_
     """
     if e == 0:
         return a
@@ -77,6 +84,14 @@ def normalize_cores(cores: Sequence[Array],
     -------
     (cores, E)
         The train equals ``2**E`` times the returned one, exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.scale import normalize_cores
+    >>> cores, e = normalize_cores([np.full((1, 2, 1), 1e200), np.ones((1, 3, 1))])
+    >>> e, float(cores[0].max()), float(cores[1].max())
+    (665, 0.6532100883151302, 1.0)
     """
     xp = get_array_module(*cores)
     big = np.array([float(xp.abs(c).max()) for c in cores])
@@ -94,6 +109,15 @@ def restore_pow2(cores: Sequence[Array], e: int, position: int,
     The factor goes on ``cores[position]`` when that core stays in range,
     otherwise (or with ``spread=True``, a rule that does not look at the
     entries, as the distributed code needs) it is spread evenly over all cores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.scale import restore_pow2
+    >>> [float(c.max()) for c in restore_pow2([np.ones((1, 2, 1))] * 2, 3, 0)]
+    [8.0, 1.0]
+    >>> [float(c.max()) for c in restore_pow2([np.ones((1, 2, 1))] * 2, 3, 0, spread=True)]
+    [4.0, 2.0]
     """
     cores = list(cores)
     if e == 0:

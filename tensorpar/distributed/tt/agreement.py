@@ -22,6 +22,12 @@ def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -
     Returns what ``check`` returned; raises the same exception on every rank
     when the check failed on any rank (ValueError and TypeError keep their
     type, others become RuntimeError) or ``values`` differ.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.agreement import agree_checked
+    >>> agree_checked(None, lambda: 3, {"eps": 1e-8})   # one process: nothing to compare
+    3
     """
     err: BaseException | None = None
     out = None
@@ -34,7 +40,14 @@ def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -
 
 
 def meta_or_none(get: Callable[[], Any]) -> Any:
-    """A value to agree on, or None when it cannot be read (the local check reports why)."""
+    """A value to agree on, or None when it cannot be read (the local check reports why).
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.agreement import meta_or_none
+    >>> meta_or_none(lambda: tuple(int(n) for n in (4, 5))), meta_or_none(lambda: len(3))
+    ((4, 5), None)
+    """
     try:
         return get()
     except Exception:  # noqa: BLE001 - malformed input is reported by the local check

@@ -49,7 +49,14 @@ __all__ = ["dist_tt_orthogonalize", "dist_tt_round", "check_tree"]
 
 
 def check_tree(tree: Any) -> Tree:
-    """Return ``tree`` when it is "flat" or "binomial", else raise a ValueError."""
+    """Return ``tree`` when it is "flat" or "binomial", else raise a ValueError.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.rounding import check_tree
+    >>> check_tree("binomial")
+    'binomial'
+    """
     if tree == "flat":
         return "flat"
     if tree == "binomial":
@@ -145,6 +152,18 @@ def truncate_right(x: DistTTTensor, cores: list[Array], cur: Array, delta: float
     (and its ``truncate=`` hook): a TSQR of each core's right unfolding and an
     SVD of the replicated ``r x r`` factor. Returns the cores and the log of
     the norm taken off the last core, or None for the zero tensor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.distributed.tt import DistTTTensor
+    >>> from tensorpar.distributed.tt.rounding import truncate_right
+    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
+    >>> left = [np.eye(4)[:, :2].reshape(1, 4, 2)]
+    >>> cores, log_s = truncate_right(x, left, x.local_cores[1], 1e-12, None, "flat")
+    >>> [c.shape for c in cores]
+    [(1, 4, 2), (2, 5, 1)]
     """
     d = x.ndim
     out: list[Array] = [None] * d

@@ -47,7 +47,16 @@ __all__ = ["DistTTTensor", "dist_tt_add", "dist_tt_sub", "dist_tt_scale", "dist_
 
 
 def check_modes(shape: Sequence[int], size: int) -> None:
-    """Raise a ValueError when a mode is smaller than the number of ranks ``size``."""
+    """Raise a ValueError when a mode is smaller than the number of ranks ``size``.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.tensor import check_modes
+    >>> check_modes((4, 2), 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: shape (4, 2): mode 1 has size 2 < 3 ranks; ...
+    """
     small = [(k, n) for k, n in enumerate(shape) if n < size]
     if small:
         k, n = small[0]
@@ -57,7 +66,15 @@ def check_modes(shape: Sequence[int], size: int) -> None:
 
 
 def describe(x: Any) -> Any:
-    """What ranks must agree on about an operand: shape, ranks and dtype (or its type name)."""
+    """What ranks must agree on about an operand: shape, ranks and dtype (or its type name).
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, describe
+    >>> describe(DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))), describe(None)
+    (((4, 5), (1, 2, 1), '<f8'), 'NoneType')
+    """
     if isinstance(x, DistTTTensor):
         return (x.shape, x.ranks, np.dtype(x.dtype).str)
     return type(x).__name__
@@ -67,6 +84,12 @@ def operand_comm(*operands: Any) -> Any:
     """The communicator of the first DistTTTensor operand (``COMM_WORLD`` if there is none).
 
     A rank that got a wrong operand still joins the agreement on the others' communicator.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.tensor import operand_comm
+    >>> operand_comm("not a tensor").Get_size() >= 1
+    True
     """
     for x in operands:
         if isinstance(x, DistTTTensor):
@@ -95,6 +118,14 @@ class DistTTTensor:
     local cores, or ranks that differ between processes, raise the same
     ValueError on every rank. Use :meth:`scatter` to distribute a serial
     :class:`tensorpar.TTTensor`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.distributed.tt import DistTTTensor
+    >>> x = DistTTTensor([np.ones((1, 4, 2)), np.ones((2, 5, 1))], (4, 5))   # one process
+    >>> x.ranks, float(x.gather().to_dense()[0, 0])
+    ((1, 2, 1), 2.0)
     """
 
     def __init__(self, local_cores: Sequence[Array], shape: Sequence[int],
@@ -292,14 +323,31 @@ def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:
 
 
 def check_dist_tt(x: Any, name: str = "x") -> DistTTTensor:
-    """Return ``x`` when it is a DistTTTensor, else raise a TypeError naming ``name``."""
+    """Return ``x`` when it is a DistTTTensor, else raise a TypeError naming ``name``.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed.tt.tensor import check_dist_tt
+    >>> check_dist_tt(1.0, "y")
+    Traceback (most recent call last):
+    ...
+    TypeError: y must be a DistTTTensor, got float
+    """
     if not isinstance(x, DistTTTensor):
         raise TypeError(f"{name} must be a DistTTTensor, got {type(x).__name__}")
     return x
 
 
 def check_dist_pair(x: Any, y: Any) -> None:
-    """Local checks of two operands: DistTTTensors of the same shape on the same communicator."""
+    """Local checks of two operands: DistTTTensors of the same shape on the same communicator.
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, check_dist_pair
+    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
+    >>> check_dist_pair(x, x)   # passes silently
+    """
     check_dist_tt(x, "x")
     check_dist_tt(y, "y")
     check_same_shape([x.shape, y.shape], ["x", "y"])
