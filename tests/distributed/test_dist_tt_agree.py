@@ -73,6 +73,7 @@ CASES = {
     "svd eps": lambda: dist_tt_svd(D, eps=1e-6 if odd else 1e-8),
     "svd max_rank": lambda: dist_tt_svd(D, max_rank=2 if odd else None),
     "svd bad eps": lambda: dist_tt_svd(D, eps=-1.0 if odd else 1e-8),
+    "svd numpy eps": lambda: dist_tt_svd(D, eps=np.float64(1e-8) if odd else 1e-8),
     "round eps": lambda: dist_tt_round(X, eps=0.1 if odd else 1e-12),
     "round max_rank": lambda: dist_tt_round(X, max_rank=2 if odd else 3),
     "round method": lambda: dist_tt_round(X, method="gram" if odd else "qr"),
@@ -109,6 +110,7 @@ EXPECTED = {
     "svd eps": ("ValueError", "argument 'eps' differs across ranks"),
     "svd max_rank": ("ValueError", "argument 'max_rank' differs across ranks"),
     "svd bad eps": ("ValueError", "eps must be a finite number >= 0"),
+    "svd numpy eps": ("ok", ""),  # equal values of different Python types agree
     "round eps": ("ValueError", "argument 'eps' differs across ranks"),
     "round max_rank": ("ValueError", "argument 'max_rank' differs across ranks"),
     "round method": ("ValueError", "argument 'method' differs across ranks"),

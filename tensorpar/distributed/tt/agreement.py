@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..comm import agree
 
-__all__ = ["agree_checked", "meta_or_none"]
+__all__ = ["agree_checked", "meta_or_none", "canonical"]
 
 
 def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -> Any:
@@ -35,8 +37,27 @@ def agree_checked(comm: Any, check: Callable[[], Any], values: dict[str, Any]) -
         out = check()
     except Exception as exc:  # noqa: BLE001 - any local failure must reach every rank
         err = exc
-    agree(comm, values, error=err)
+    agree(comm, {k: canonical(v) for k, v in values.items()}, error=err)
     return out
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with numpy scalars as Python scalars, so that ``np.float64(x)`` agrees with ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.distributed.tt.agreement import canonical
+    >>> canonical((np.float64(0.5), [np.int64(3), "qr"]))
+    (0.5, [3, 'qr'])
+    """
+    if isinstance(value, tuple):
+        return tuple(canonical(v) for v in value)
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def meta_or_none(get: Callable[[], Any]) -> Any:
