@@ -21,7 +21,10 @@ methods of :func:`tensorpar.tt_round`:
 Every method first agrees on the arguments (:func:`tensorpar.distributed.comm.agree`)
 and divides cores far from 1 by powers of two common to all ranks (one
 ``Allreduce`` of ``d`` magnitudes), as the serial code does, so results for
-``c x`` are ``c`` times those for ``x``.
+``c x`` are ``c`` times those for ``x``. The factor taken out is restored
+spread evenly over the cores (a rule that does not look at the entries, so
+every rank applies the same one): for such extreme data the cores of the
+result are orthogonal only up to a power of two.
 """
 
 from __future__ import annotations
