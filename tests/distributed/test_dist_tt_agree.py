@@ -64,6 +64,16 @@ def nan_core():
     return DistTTTensor(cores, shape, comm)
 
 
+def nan_block():
+    N = DistTensor.scatter(np.ones(shape) if me == 0 else None, comm=comm)
+    if odd:
+        N.local[0, 0, 0] = np.nan
+    try:
+        return dist_tt_svd(N, eps=1e-8)
+    finally:
+        N.free()
+
+
 A = tp.TTMatrix([np.eye(n).reshape(1, n, n, 1) for n in shape])
 CASES = {
     "from_core_function ranks": lambda: DistTTTensor.from_core_function(ranks_differ, shape, comm),
@@ -73,6 +83,7 @@ CASES = {
     "svd eps": lambda: dist_tt_svd(D, eps=1e-6 if odd else 1e-8),
     "svd max_rank": lambda: dist_tt_svd(D, max_rank=2 if odd else None),
     "svd bad eps": lambda: dist_tt_svd(D, eps=-1.0 if odd else 1e-8),
+    "svd nan in one block": nan_block,
     "svd numpy eps": lambda: dist_tt_svd(D, eps=np.float64(1e-8) if odd else 1e-8),
     "round eps": lambda: dist_tt_round(X, eps=0.1 if odd else 1e-12),
     "round max_rank": lambda: dist_tt_round(X, max_rank=2 if odd else 3),
@@ -110,6 +121,7 @@ EXPECTED = {
     "svd eps": ("ValueError", "argument 'eps' differs across ranks"),
     "svd max_rank": ("ValueError", "argument 'max_rank' differs across ranks"),
     "svd bad eps": ("ValueError", "eps must be a finite number >= 0"),
+    "svd nan in one block": ("ValueError", "X contains NaN or infinite values"),
     "svd numpy eps": ("ok", ""),  # equal values of different Python types agree
     "round eps": ("ValueError", "argument 'eps' differs across ranks"),
     "round max_rank": ("ValueError", "argument 'max_rank' differs across ranks"),
