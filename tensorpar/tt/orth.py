@@ -23,7 +23,7 @@ from this module and none imports another variant.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._backend import get_array_module
@@ -34,7 +34,10 @@ from .tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale", "zero_train", "truncate_sweep",
-           "implicit_left_sweep"]
+           "implicit_left_sweep", "orthonormal_sweep"]
+
+#: ``factor(k, core)``: QR (LQ) of core ``k`` in an orthonormal sweep (see :func:`orthonormal_sweep`).
+FactorHook = Callable[[int, Array], tuple[Array, Array]]
 
 #: Largest cond_1 of the Cholesky factor for which the QR sweep keeps Q implicit.
 IMPLICIT_COND = 100.0
@@ -149,36 +152,71 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
     if direction not in ("left", "right"):
         raise ValueError(f"direction must be 'left' or 'right', got {direction!r}")
     cores, e2 = normalize_cores(x.cores)
-    cores = cores if direction == "left" else cores[::-1]
-    zero = (TTTensor(zero_train(x.shape, x.dtype, get_array_module(*x.cores), direction)),
-            -math.inf)
+    out, end, log_norm = orthonormal_sweep(cores, direction)
+    s = 0.0 if end is None else norm(end)
+    if end is None or s == 0.0:
+        return TTTensor(zero_train(x.shape, x.dtype, get_array_module(*x.cores), direction)), -math.inf
+    out[-1 if direction == "left" else 0] = end / s
+    return TTTensor(out), log_norm + math.log(s) + e2 * math.log(2.0)
+
+
+def orthonormal_sweep(cores: Sequence[Array], direction: Direction = "left",
+                      factor: FactorHook | None = None) -> tuple[list[Array], Array | None, float]:
+    """One QR (LQ) sweep; the factor carried between cores is normalized after every step.
+
+    Parameters
+    ----------
+    cores : sequence of ndarray
+        The train's cores (or, in the distributed code, this rank's slices).
+    direction : {"left", "right"}
+        "left" makes cores ``0..d-2`` left-orthonormal, "right" cores ``1..d-1``
+        right-orthonormal.
+    factor : callable, optional
+        ``factor(k, a)``: ``(q_core, R)`` of core ``k`` for "left" (default
+        :func:`qr_left`), ``(L, q_core)`` for "right" (default :func:`lq_right`);
+        the distributed code passes a TSQR.
+
+    Returns
+    -------
+    (cores, end, log_scale)
+        The cores with the orthonormal ones in place, the end core (last for
+        "left", first for "right") with the carried factor absorbed and not
+        normalized (None when the tensor is zero), and the log of the factors
+        divided out: the train equals the returned one times ``exp(log_scale)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.orth import orthonormal_sweep
+    >>> x = random_tt((3, 4, 5), 2, seed=0)
+    >>> cores, end, log_scale = orthonormal_sweep(x.cores)
+    >>> bool(np.isclose(np.linalg.norm(end) * np.exp(log_scale), np.linalg.norm(x.to_dense())))
+    True
+    """
+    left = direction == "left"
+    step = factor if factor is not None else (
+        (lambda k, a: qr_left(a)) if left else (lambda k, a: lq_right(a)))
+    cores = list(cores)
     d = len(cores)
-    out: list[Any] = []
-    log_norm = 0.0
     carry = None
-    for k in range(d - 1):
-        c = cores[k]
-        if direction == "left":
-            c = c if carry is None else absorb_left(carry, c)
-            q_core, carry = qr_left(c)
+    log_scale = 0.0
+    for k in (range(d - 1) if left else range(d - 1, 0, -1)):
+        if left:
+            a = cores[k] if carry is None else absorb_left(carry, cores[k])
+            cores[k], carry = step(k, a)
         else:
-            c = c if carry is None else absorb_right(c, carry)
-            carry, q_core = lq_right(c)
+            a = cores[k] if carry is None else absorb_right(cores[k], carry)
+            carry, cores[k] = step(k, a)
         s = norm(carry)
         if s == 0.0:
-            return zero
-        carry = carry / s
-        log_norm += math.log(s)
-        out.append(q_core)
-    last = cores[-1]
+            return cores, None, -math.inf
+        carry = carry / s  # keeps the carried factor in range for any d
+        log_scale += math.log(s)
+    pos = -1 if left else 0
     if carry is not None:
-        last = absorb_left(carry, last) if direction == "left" else absorb_right(last, carry)
-    s = norm(last)
-    if s == 0.0:
-        return zero
-    out.append(last / s)
-    log_norm += math.log(s) + e2 * math.log(2.0)
-    return TTTensor(out if direction == "left" else out[::-1]), log_norm
+        cores[pos] = absorb_left(carry, cores[pos]) if left else absorb_right(cores[pos], carry)
+    return cores, cores[pos], log_scale
 
 
 def apply_log_scale(cores: Sequence[Array], log_scale: float, position: int) -> list[Array]:

@@ -1,7 +1,8 @@
 """Orthogonalization and rounding of distributed tensor trains.
 
-:func:`dist_tt_orthogonalize` sweeps with one TSQR per core
-(:func:`tensorpar.distributed.tsqr.tsqr`). :func:`dist_tt_round` has the three
+:func:`dist_tt_orthogonalize` runs the serial
+:func:`tensorpar.tt.orth.orthonormal_sweep` with one TSQR per core
+(:func:`tensorpar.distributed.tsqr.tsqr`) as its ``factor=`` hook. :func:`dist_tt_round` has the three
 methods of :func:`tensorpar.tt_round`:
 
 * "qr": TSQR left-orthogonalization, then a right-to-left sweep of TSQRs and
@@ -37,7 +38,7 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import ct, matmul, norm, truncated_svd
 from ..._typing import Array, Direction, RoundMethod, Tree
-from ...tt.orth import absorb_left, absorb_right, apply_log_scale
+from ...tt.orth import FactorHook, absorb_right, apply_log_scale, orthonormal_sweep
 from ...tt.rounding import check_round_options
 from ...tt.rounding_gram import round_gram
 from ...tt.rounding_rand import draw_sketch, round_randomized
@@ -73,38 +74,16 @@ def _zero(x: DistTTTensor) -> DistTTTensor:
     return DistTTTensor.wrap(cores, x.shape, x.comm)
 
 
-def _left_sweep(x: DistTTTensor, cores: list[Array],
-                tree: Tree) -> tuple[list[Array], Array | None, float]:
-    """Left-orthonormalize cores 0..d-2 by TSQR; returns them, the last core and a log scale."""
-    cores = list(cores)
-    carry, log_norm = None, 0.0
-    for k in range(x.ndim - 1):
-        a = cores[k] if carry is None else absorb_left(carry, cores[k])
-        cores[k], R = orth_left_core(x.comm, a, x.counts[k], tree)
-        s = norm(R)
-        if s == 0.0:
-            return cores, None, -math.inf
-        carry = R / s  # keeps the carried factor in range for any d
-        log_norm += math.log(s)
-    return cores, absorb_left(carry, cores[-1]), log_norm
+def _factor(x: DistTTTensor, direction: Direction, tree: Tree) -> FactorHook:
+    """The TSQR of a core split along its mode index, as :func:`orthonormal_sweep` takes it."""
+    if direction == "left":
+        return lambda k, a: orth_left_core(x.comm, a, x.counts[k], tree)
 
+    def right(k: int, a: Array) -> tuple[Array, Array]:
+        Q, R = orth_right_rows(x.comm, a, x.counts[k], tree)  # a = R^H Q^H
+        return ct(R), rows_to_right_core(Q, a.shape[1], a.shape[2])
 
-def _right_sweep(x: DistTTTensor, cores: list[Array],
-                 tree: Tree) -> tuple[list[Array], Array | None, float]:
-    """Mirror of :func:`_left_sweep`: right-orthonormalize cores d-1..1."""
-    cores = list(cores)
-    carry, log_norm = None, 0.0
-    for k in range(x.ndim - 1, 0, -1):
-        a = cores[k] if carry is None else absorb_right(cores[k], carry)
-        r, m, q = a.shape
-        Q, R = orth_right_rows(x.comm, a, x.counts[k], tree)
-        cores[k] = rows_to_right_core(Q, m, q)
-        s = norm(R)
-        if s == 0.0:
-            return cores, None, -math.inf
-        carry = ct(R) / s
-        log_norm += math.log(s)
-    return cores, absorb_right(cores[0], carry), log_norm
+    return right
 
 
 def dist_tt_orthogonalize(x: DistTTTensor, direction: Direction = "left",
@@ -138,12 +117,11 @@ def dist_tt_orthogonalize(x: DistTTTensor, direction: Direction = "left",
                        {"x": describe(x), "direction": direction, "tree": tree})
     if x.ndim == 1:
         return DistTTTensor.wrap([x.local_cores[0].copy()], x.shape, x.comm)
-    sweep = _left_sweep if direction == "left" else _right_sweep
-    cores, end, log_norm = sweep(x, list(x.local_cores), tr)
+    cores, end, log_norm = orthonormal_sweep(x.local_cores, direction,
+                                             _factor(x, direction, tr))
     if end is None:
         return _zero(x)
     pos = -1 if direction == "left" else 0
-    cores[pos] = end
     return DistTTTensor.wrap(apply_log_scale(cores, log_norm, pos), x.shape, x.comm)
 
 
@@ -260,7 +238,7 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
         assert mr is not None  # checked: randomized needs max_rank
         out = _randomized(x, cores, e, mr, ov, seed, tr)
     else:
-        left, cur, log_norm = _left_sweep(x, cores, tr)
+        left, cur, log_norm = orthonormal_sweep(cores, "left", _factor(x, "left", tr))
         res = None if cur is None else truncate_right(x, left, cur, delta, mr, tr)
         out = None if res is None else apply_log_scale(res[0], log_norm + res[1], 0)
     if out is None:
