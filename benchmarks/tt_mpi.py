@@ -16,13 +16,15 @@ truncated, so the full TSQR + SVD cost is paid) and
 to ``P`` ranks of a cluster (``--alpha`` s per message, ``--beta`` s per byte;
 assumed, not fitted here):
 
-* round: ``T_1 / P + 2 (d-1) [ceil(log2 P) alpha + (P-1) r^2 8 beta + 4 P r^3 / F]``
-  (the ``Allgatherv`` of the R factors and the redundant QR of their stack,
-  ``F`` this machine's DGEMM rate);
+* round: ``T_1 / P + 2 (d-1) [ceil(log2 P) alpha + (P-1) r^2 8 beta + 4 P r^3 / F]
+  + 4 ceil(log2 P) alpha`` (the ``Allgatherv`` of the R factors and the
+  redundant QR of their stack, ``F`` this machine's DGEMM rate; two small
+  allreduces: the argument agreement and the core magnitudes);
 * round with ``tree="binomial"``: ``T_1 / P + 2 (d-1) ceil(log2 P) [8 alpha + 3 r^2 8 beta
   + 8 r^3 / F]`` (three messages per point-to-point send, up and down the tree, and the
-  broadcast of ``R`` with its metadata);
-* dot: ``T_1 / P + d [2 ceil(log2 P) alpha + 2 (P-1)/P r^2 8 beta]``.
+  broadcast of ``R`` with its metadata) plus the same two small allreduces;
+* dot: ``T_1 / P + d [2 ceil(log2 P) alpha + 2 (P-1)/P r^2 8 beta] + 2 ceil(log2 P) alpha``
+  (the last term: the argument agreement).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def _max() -> Any:
 
 def worker(args: argparse.Namespace) -> None:
     from tensorpar.distributed import comm as C
-    from tensorpar.distributed.tt.tensor import DistTTTensor, dist_tt_dot, dist_tt_round
+    from tensorpar.distributed.tt import DistTTTensor, dist_tt_dot, dist_tt_round
 
     comm = C.resolve_comm()
     d, n, r = args.d, args.n, args.r
@@ -103,16 +105,17 @@ def model(op: str, t1: float, P: int, d: int, r: int, alpha: float, beta: float,
           flops: float) -> float:
     """Modelled time of ``op`` ("round" or "dot") on ``P`` ranks from the one-rank time."""
     lg = math.ceil(math.log2(P)) if P > 1 else 0
+    small = 2 * lg * alpha  # one allreduce of a few words (latency bound)
     if op == "round":
         per = lg * alpha + (P - 1) * r * r * 8 * beta + (4 * P * r ** 3 / flops if P > 1 else 0)
-        return t1 / P + 2 * (d - 1) * per
+        return t1 / P + 2 * (d - 1) * per + 2 * small
     if op == "round_binomial":
         # up and down the tree: a point-to-point send is 3 messages (count, header, data);
         # R is broadcast (metadata + data); one 2r x r QR and one r x r product per level
         per = lg * (2 * (3 * alpha + r * r * 8 * beta) + 8 * r ** 3 / flops) \
             + lg * (2 * alpha + r * r * 8 * beta)
-        return t1 / P + 2 * (d - 1) * per
-    return t1 / P + d * (2 * lg * alpha + 2 * (P - 1) / P * r * r * 8 * beta)
+        return t1 / P + 2 * (d - 1) * per + 2 * small
+    return t1 / P + d * (2 * lg * alpha + 2 * (P - 1) / P * r * r * 8 * beta) + small
 
 
 def main() -> None:

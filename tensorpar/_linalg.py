@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import get_array_module
+from ._typing import Array
 
 __all__ = ["matmul", "norm", "ct", "eigh", "qr", "lq", "orth", "orth_rows", "gram_cholesky",
            "svd", "truncated_svd", "left_svd", "truncation_rank"]
@@ -69,17 +70,18 @@ def norm(a: Any) -> float:
 
 def eigh(g: Any) -> tuple[Any, Any]:
     """Eigenvalues (ascending) and eigenvectors of a Hermitian matrix."""
-    return get_array_module(g).linalg.eigh(g)
+    w, v = get_array_module(g).linalg.eigh(g)
+    return w, v
 
 
-def _matmul_in_layout(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _matmul_in_layout(a: Array, b: Array) -> Array:
     """``a @ b`` in ``a``'s memory order (Fortran-ordered ``a`` gives a Fortran-ordered result)."""
     if a.flags.f_contiguous and not a.flags.c_contiguous:
         return (b.T @ a.T).T
     return a @ b
 
 
-def _chol_upper(a: np.ndarray) -> np.ndarray | None:
+def _chol_upper(a: Array) -> Array | None:
     """Upper Cholesky factor of ``a^H a``, or None when it is not numerically definite."""
     try:
         return ct(np.linalg.cholesky(ct(a) @ a))
@@ -87,7 +89,7 @@ def _chol_upper(a: np.ndarray) -> np.ndarray | None:
         return None
 
 
-def _cond1(r: np.ndarray, inv: np.ndarray) -> float:
+def _cond1(r: Array, inv: Array) -> float:
     return float(np.abs(r).sum(axis=0).max() * np.abs(inv).sum(axis=0).max())
 
 
@@ -109,7 +111,7 @@ def gram_cholesky(a: Any) -> tuple[Any, Any, float] | None:
     return r, inv, float(xp.abs(r).sum(axis=0).max() * xp.abs(inv).sum(axis=0).max())
 
 
-def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _cholesky_qr2(a: Array) -> tuple[Array, Array] | None:
     """CholeskyQR2 (Fukaya et al. 2014), or None when ``a`` is too ill-conditioned for it.
 
     ``a @ inv(r1)`` multiplies by the explicit inverse when ``r1`` is well
@@ -133,8 +135,9 @@ def _cholesky_qr2(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return _matmul_in_layout(q1, np.linalg.inv(r2)), r2 @ r1
 
 
-def _householder_qr(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.linalg.qr(a)
+def _householder_qr(a: Array) -> tuple[Array, Array]:
+    q, r = np.linalg.qr(a)
+    return q, r
 
 
 def left_svd(a: Any, delta: float, max_rank: int | None = None) -> tuple[Any, Any, Any]:
@@ -176,7 +179,8 @@ def qr(a: Any) -> tuple[Any, Any]:
     """
     xp = get_array_module(a)
     if xp is not np:
-        return xp.linalg.qr(a, mode="reduced")
+        q, r = xp.linalg.qr(a, mode="reduced")
+        return q, r
     m, n = a.shape
     # single precision: 1/sqrt(eps) ~ 3e3 leaves CholeskyQR2 too little room
     if m >= n and m * n >= _CHOLQR_MIN_SIZE and a.dtype in _DOUBLE:
@@ -246,12 +250,13 @@ def lq(a: Any) -> tuple[Any, Any]:
 def _small_svd(a: Any) -> tuple[Any, Any, Any]:
     xp = get_array_module(a)
     try:
-        return xp.linalg.svd(a, full_matrices=False)
+        u, s, vh = xp.linalg.svd(a, full_matrices=False)
     except np.linalg.LinAlgError:
         # gesdd's divide and conquer occasionally fails to converge; gesvd does not.
         from scipy.linalg import svd as sp_svd
 
-        return sp_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+        u, s, vh = sp_svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+    return u, s, vh
 
 
 def svd(a: Any) -> tuple[Any, Any, Any]:

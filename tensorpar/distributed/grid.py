@@ -9,7 +9,9 @@ differ by at most one (the first ``I_n mod P_n`` blocks are one larger).
 The **slice communicator** of mode ``n`` (:meth:`ProcessGrid.slice_comm`)
 holds the ``P / P_n`` ranks that share coordinate ``p_n``: they hold the
 same rows ``J_n(p_n)`` of factor ``n`` and together own them, each a
-sub-block of :func:`owned_bounds`.
+sub-block of :func:`owned_bounds`. The **fibre communicator** of mode ``n``
+(:meth:`ProcessGrid.fibre_comm`) is its complement: the ``P_n`` ranks that
+share every coordinate but ``p_n`` (a mode-``n`` fibre of the grid).
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def grid_cost(shape: Sequence[int], dims: Sequence[int], rank: int = 1) -> dict[
 def _factorizations(P: int, n: int) -> list[tuple[int, ...]]:
     if n == 1:
         return [(P,)]
-    out = []
+    out: list[tuple[int, ...]] = []
     for d in range(1, P + 1):
         if P % d == 0:
             out.extend((d,) + rest for rest in _factorizations(P // d, n - 1))
@@ -122,6 +124,9 @@ def choose_grid(shape: Sequence[int], nprocs: int, rank: int = 1) -> tuple[int, 
     """
     shape = [check_positive_int(s, "shape entries") for s in shape]
     nprocs = check_positive_int(nprocs, "nprocs")
+    if not shape:
+        raise ValueError("shape must have at least one mode: a 0-d tensor (a scalar) is not "
+                         "split over ranks")
     best, best_key = None, None
     for dims in _factorizations(nprocs, len(shape)):
         if any(p > s for p, s in zip(dims, shape)):
@@ -159,9 +164,9 @@ class ProcessGrid:
 
     Notes
     -----
-    Construction is collective over ``comm``. The grid owns ``cart`` and the
-    slice communicators and frees them in :meth:`free` (or on leaving a
-    ``with`` block).
+    Construction is collective over ``comm``. The grid owns ``cart``, the
+    slice communicators and the fibre communicators (made on first use) and
+    frees them in :meth:`free` (or on leaving a ``with`` block).
     """
 
     def __init__(self, dims: Sequence[int], comm: MPI.Comm | None = None) -> None:
@@ -175,7 +180,7 @@ class ProcessGrid:
                 f"{comm.Get_size()}")
         self.dims: tuple[int, ...] = dims
         self.comm = comm
-        self.cart = comm.Create_cart(list(dims), periods=[False] * len(dims), reorder=False)
+        self.cart: Any = comm.Create_cart(list(dims), periods=[False] * len(dims), reorder=False)
         self.cart.Set_name("tensorpar.grid")
         self.coords: tuple[int, ...] = self.coords_of(self.cart.Get_rank())
         self._slices = []
@@ -183,6 +188,7 @@ class ProcessGrid:
             sub = self.cart.Sub([k != n for k in range(len(dims))])
             sub.Set_name(f"tensorpar.slice{n}")
             self._slices.append(sub)
+        self._fibres: dict[int, Any] = {}
 
     @classmethod
     def for_shape(cls, shape: Sequence[int], comm: MPI.Comm | None = None,
@@ -210,6 +216,30 @@ class ProcessGrid:
         self._check_alive()
         return self._slices[mode]
 
+    def fibre_comm(self, mode: int) -> MPI.Cartcomm:
+        """Ranks sharing every coordinate of this rank except ``mode`` (size ``P_mode``).
+
+        Created on the first call (collective over the grid: every rank must
+        ask for the same ``mode``), then cached; freed by :meth:`free`. Its
+        rank order is the grid coordinate along ``mode``.
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> with ProcessGrid((1, 1)) as grid:   # one process
+        ...     grid.fibre_comm(1).Get_size()
+        1
+        """
+        self._check_alive()
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode < self.ndim:
+            raise ValueError(f"mode must be an int in [0, {self.ndim}), got {mode!r}")
+        if mode not in self._fibres:
+            sub = self.cart.Sub([k == mode for k in range(self.ndim)])
+            sub.Set_name(f"tensorpar.fibre{mode}")
+            self._fibres[mode] = sub
+        fibre: MPI.Cartcomm = self._fibres[mode]
+        return fibre
+
     def coords_of(self, rank: int) -> tuple[int, ...]:
         """Grid coordinates of ``rank``."""
         self._check_alive()
@@ -227,9 +257,10 @@ class ProcessGrid:
         """Free the communicators this grid created (collective; idempotent)."""
         if self.cart is None:
             return
-        for sub in self._slices:
+        for sub in self._slices + [self._fibres[k] for k in sorted(self._fibres)]:
             sub.Free()
         self._slices = []
+        self._fibres = {}
         self.cart.Free()
         self.cart = None
 

@@ -3,8 +3,10 @@
 * :mod:`~tensorpar.tt.tensor` -- the :class:`TTTensor` container and :func:`random_tt`;
 * :mod:`~tensorpar.tt.matrix` -- :class:`TTMatrix` (TT-operators) and their products;
 * :mod:`~tensorpar.tt.construct` -- TT-SVD and TTs from functions of indices;
-* :mod:`~tensorpar.tt.ops` -- sums, scaling, Hadamard products, dot products and norms;
+* :mod:`~tensorpar.tt.ops` -- sums, scaling and Hadamard products;
+* :mod:`~tensorpar.tt.inner` -- dot products and norms;
 * :mod:`~tensorpar.tt.orth` -- orthogonalisation and the sweep primitives of rounding;
+* :mod:`~tensorpar.tt.scale` -- exact power-of-two scaling (results independent of magnitude);
 * :mod:`~tensorpar.tt.rounding` -- :func:`tt_round` and its variants
   (:mod:`~tensorpar.tt.rounding_gram`, :mod:`~tensorpar.tt.rounding_rand`).
 """
@@ -12,18 +14,9 @@
 from __future__ import annotations
 
 from .construct import tt_from_function, tt_svd
+from .inner import tt_dot, tt_log_dot, tt_log_norm, tt_norm
 from .matrix import TTMatrix, ttm_matmat, ttm_matvec
-from .ops import (
-                  tt_add,
-                  tt_dot,
-                  tt_hadamard,
-                  tt_log_dot,
-                  tt_log_norm,
-                  tt_norm,
-                  tt_scale,
-                  tt_sub,
-                  tt_sum,
-)
+from .ops import tt_add, tt_hadamard, tt_scale, tt_sub, tt_sum
 from .orth import tt_orthogonalize, tt_orthonormalize
 from .rounding import tt_round, tt_round_sum
 from .tensor import TTTensor, random_tt

@@ -16,6 +16,7 @@ from typing import Any
 from .._backend import get_array_module
 from .._linalg import left_svd
 from .._validation import as_float_array, check_eps, check_finite, check_max_rank
+from .scale import restore_pow2, scale_exponent, times_pow2
 from .tensor import TTTensor
 
 __all__ = ["tt_svd", "tt_from_function"]
@@ -41,7 +42,9 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     -------
     TTTensor
         Cores ``0..d-2`` are left-orthogonal; the ranks are the smallest the
-        per-mode threshold ``eps ||X|| / sqrt(d - 1)`` allows.
+        per-mode threshold ``eps ||X|| / sqrt(d - 1)`` allows. Data far from 1
+        is divided by a power of two first and the factor restored exactly,
+        so ``tt_svd(c X)`` is ``c tt_svd(X)`` for any representable ``c``.
 
     Examples
     --------
@@ -62,6 +65,10 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     d = len(shape)
     if d == 1:
         return TTTensor([xp.array(X).reshape(1, shape[0], 1)])
+    # Far from 1 the Gram matrices inside the SVDs overflow or underflow:
+    # divide by a power of two (exact) and multiply it back into the last core.
+    e2 = scale_exponent(float(xp.abs(X).max()), X.dtype)
+    X = times_pow2(X, -e2)
     delta = eps * float(xp.linalg.norm(X.ravel())) / math.sqrt(d - 1)
     cores = []
     rest = xp.reshape(X, (shape[0], -1))
@@ -72,7 +79,7 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
         cores.append(xp.reshape(u, (r, shape[k], u.shape[1])))
         r = u.shape[1]
     cores.append(xp.reshape(rest, (r, shape[-1], 1)))
-    return TTTensor(cores)
+    return TTTensor(restore_pow2(cores, e2, -1))
 
 
 def tt_from_function(f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,

@@ -1,59 +1,47 @@
-"""Tensor-train arithmetic: sums, scaling, Hadamard products, inner products and norms.
+"""Tensor-train arithmetic: sums, scaling and Hadamard products.
 
 Every operation works core by core and never forms the dense tensor. The
-per-core pieces (:func:`add_cores`, :func:`hadamard_core`,
-:func:`dot_step`) are public so that the distributed TT code, which holds
-each core split along its mode index, can apply them to its local slices:
-sums and Hadamard products need no communication, and the partial
-contraction of :func:`dot_step` over a slice of the mode index is summed
-over processes.
+per-core pieces (:func:`add_cores`, :func:`hadamard_core`) are public so
+that the distributed TT code, which holds each core split along its mode
+index, can apply them to its local slices: sums and Hadamard products need
+no communication. Inner products and norms are in :mod:`tensorpar.tt.inner`
+(re-exported here).
 
 Costs, for cores of size ``r x n x r``: sums O(d n r^2) (memory), Hadamard
-products O(d n r^4) (memory: the result has ranks ``r^2``), inner products
-and norms O(d n r^3) in two matrix products per core.
-
-Large ``d``: ``tt_dot`` and ``tt_norm`` rescale the running contraction
-after every core and keep the scale as a logarithm, so intermediate values
-never overflow or underflow; only a final result outside the floating-point
-range does. :func:`tt_log_norm` and :func:`tt_log_dot` return logarithms and
-stay finite for any ``d``.
+products O(d n r^4) (memory: the result has ranks ``r^2``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
+from .._typing import Position
 from .._validation import check_same_shape, check_scalar
-from .tensor import TTTensor
+from .inner import dot_step, scaled_chain, tt_dot, tt_log_dot, tt_log_norm, tt_norm
+from .tensor import TTTensor, check_tt, check_tt_pair
 
-__all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "tt_dot", "tt_norm",
-           "tt_log_dot", "tt_log_norm", "add_cores", "hadamard_core", "dot_step"]
+__all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "add_cores",
+           "hadamard_core", "core_position", "check_summands",
+           # re-exported from tensorpar.tt.inner
+           "tt_dot", "tt_norm", "tt_log_dot", "tt_log_norm", "dot_step", "scaled_chain"]
 
-Position = Literal["first", "middle", "last", "only"]
 
+def core_position(k: int, d: int) -> Position:
+    """Position of core ``k`` in a train of ``d`` cores, as :func:`add_cores` takes it.
 
-def _position(k: int, d: int) -> Position:
+    Examples
+    --------
+    >>> from tensorpar.tt.ops import core_position
+    >>> [core_position(k, 3) for k in range(3)], core_position(0, 1)
+    (['first', 'middle', 'last'], 'only')
+    """
     if d == 1:
         return "only"
     return "first" if k == 0 else ("last" if k == d - 1 else "middle")
-
-
-def _check_tt(x: Any, name: str) -> TTTensor:
-    if not isinstance(x, TTTensor):
-        raise TypeError(f"{name} must be a TTTensor, got {type(x).__name__}")
-    return x
-
-
-def _check_pair(x: Any, y: Any) -> None:
-    _check_tt(x, "x")
-    _check_tt(y, "y")
-    check_same_shape([x.shape, y.shape], ["x", "y"])
-    get_array_module(x.cores[0], y.cores[0])
 
 
 # -- sums ------------------------------------------------------------------
@@ -101,12 +89,12 @@ def add_cores(cores: Sequence[Any], position: Position,
     return out
 
 
-def check_summands(tensors: Sequence[TTTensor], weights: Sequence[Any] | None) -> list | None:
+def check_summands(tensors: Sequence[TTTensor], weights: Sequence[Any] | None) -> list[Any] | None:
     """Check a list of same-shape TTs on one device and their weights; return the weights."""
     if not isinstance(tensors, (list, tuple)) or len(tensors) == 0:
         raise TypeError("tensors must be a non-empty list of TTTensor")
     for j, t in enumerate(tensors):
-        _check_tt(t, f"tensors[{j}]")
+        check_tt(t, f"tensors[{j}]")
     check_same_shape([t.shape for t in tensors], [f"tensors[{j}]" for j in range(len(tensors))])
     get_array_module(*[t.cores[0] for t in tensors])
     if weights is None:
@@ -139,25 +127,50 @@ def tt_sum(tensors: Sequence[TTTensor], weights: Sequence[Any] | None = None) ->
     """
     weights = check_summands(tensors, weights)
     d = tensors[0].ndim
-    return TTTensor([add_cores([t.cores[k] for t in tensors], _position(k, d), weights)
+    return TTTensor([add_cores([t.cores[k] for t in tensors], core_position(k, d), weights)
                      for k in range(d)])
 
 
 def tt_add(x: TTTensor, y: TTTensor) -> TTTensor:
-    """``x + y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding)."""
-    _check_pair(x, y)
+    """``x + y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding).
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt, tt_add
+    >>> tt_add(random_tt((3, 4), 2, seed=0), random_tt((3, 4), 1, seed=1)).ranks
+    (1, 3, 1)
+    """
+    check_tt_pair(x, y)
     return tt_sum([x, y])
 
 
 def tt_sub(x: TTTensor, y: TTTensor) -> TTTensor:
-    """``x - y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding)."""
-    _check_pair(x, y)
+    """``x - y`` in TT form: ranks ``r_k(x) + r_k(y)`` (no rounding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_sub
+    >>> x = random_tt((3, 4), 2, seed=0)
+    >>> bool(np.abs(tt_sub(x, x).to_dense()).max() < 1e-15)
+    True
+    """
+    check_tt_pair(x, y)
     return tt_sum([x, y], weights=[1.0, -1.0])
 
 
 def tt_scale(x: TTTensor, alpha: Any) -> TTTensor:
-    """``alpha * x``: the first core is scaled, the others are shared (not copied)."""
-    _check_tt(x, "x")
+    """``alpha * x``: the first core is scaled, the others are shared (not copied).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt, tt_scale
+    >>> x = random_tt((3, 4), 2, seed=0)
+    >>> bool(np.allclose(tt_scale(x, 2.0).to_dense(), 2 * x.to_dense()))
+    True
+    """
+    check_tt(x, "x")
     alpha = check_scalar(alpha)
     return TTTensor([x.cores[0] * alpha] + list(x.cores[1:]))
 
@@ -215,175 +228,5 @@ def tt_hadamard(x: TTTensor, y: TTTensor, engine: Engine = "auto") -> TTTensor:
     >>> bool(np.allclose(z.to_dense(), x.to_dense() * y.to_dense()))
     True
     """
-    _check_pair(x, y)
+    check_tt_pair(x, y)
     return TTTensor([hadamard_core(a, b, engine) for a, b in zip(x.cores, y.cores)])
-
-
-# -- inner products and norms -------------------------------------------------
-def _dot_step_ab(W: Any, a: Any, b: Any) -> Any:
-    ra, n, qa = a.shape
-    rb, _, qb = b.shape
-    t = (W @ b.reshape(rb, n * qb)).reshape(ra * n, qb)
-    al = a.reshape(ra * n, qa)
-    return (al.conj() if al.dtype.kind == "c" else al).T @ t
-
-
-def dot_step(W: Any, a: Any, b: Any) -> Any:
-    """One step of the left-to-right contraction of ``<x, y>``.
-
-    ``W_new = sum_m a[:, m, :]^H @ W @ b[:, m, :]`` (``a`` conjugated).
-
-    Parameters
-    ----------
-    W : ndarray, shape (r, s)
-        Contraction of the cores to the left.
-    a : ndarray, shape (r, n, q)
-        Core of ``x``.
-    b : ndarray, shape (s, n, t)
-        Core of ``y``.
-
-    Returns
-    -------
-    ndarray, shape (q, t)
-        Two matrix products, ``2 n (r s t + r q t)`` flops (or the cheaper
-        mirrored order ``2 n (r s q + s q t)``). Summing the results of
-        slices of the mode index gives the result for the whole core.
-    """
-    ra, n, qa = a.shape
-    rb, _, qb = b.shape
-    if ra * rb * qb + ra * qa * qb <= ra * rb * qa + rb * qa * qb:
-        return _dot_step_ab(W, a, b)
-    # W_new^H = sum_m b_m^H W^H a_m: contract b first when that is cheaper.
-    return _dot_step_ab(W.conj().T, b, a).conj().T
-
-
-def scaled_chain(x_cores: Sequence[Any], y_cores: Sequence[Any],
-                 reduce: Callable[[Any], Any] | None = None) -> tuple[Any, float]:
-    """Contract ``<x, y>`` core by core, rescaling after every core.
-
-    Parameters
-    ----------
-    x_cores, y_cores : sequences of ndarray
-        Cores (or, in the distributed code, local slices of cores along the
-        mode index) of the two trains.
-    reduce : callable, optional
-        Applied to each step's ``r x s`` partial result before rescaling; the
-        distributed code passes an allreduce, since :func:`dot_step` results
-        over slices of the mode index add up.
-
-    Returns
-    -------
-    (value, log_scale)
-        ``<x, y> = value * exp(log_scale)``; ``(0, 0)`` for a zero product and
-        ``(nan, 0)`` when a step overflows to infinity or NaN.
-    """
-    xp = get_array_module(x_cores[0], y_cores[0])
-    dtype = np.result_type(*[c.dtype for c in x_cores], *[c.dtype for c in y_cores])
-    W = xp.ones((1, 1), dtype=dtype)
-    log_scale = 0.0
-    for a, b in zip(x_cores, y_cores):
-        W = dot_step(W, a, b)
-        if reduce is not None:
-            W = reduce(W)
-        s = float(xp.abs(W).max())
-        if s == 0.0:
-            return 0.0, 0.0
-        if not math.isfinite(s):
-            return math.nan, 0.0
-        W = W / s
-        log_scale += math.log(s)
-    return W[0, 0].item(), log_scale
-
-
-def tt_log_dot(x: TTTensor, y: TTTensor) -> tuple[float | complex, float]:
-    """Inner product as ``(sign, logabs)`` with ``<x, y> = sign * exp(logabs)``.
-
-    Like :func:`numpy.linalg.slogdet`: ``sign`` is ``+-1`` for real data or a
-    complex number of modulus 1, and ``(0, -inf)`` for a zero inner product.
-    ``x`` is conjugated. Finite for any number of cores.
-    """
-    _check_pair(x, y)
-    value, log_scale = scaled_chain(x.cores, y.cores)
-    if value == 0 or not np.isfinite(value):
-        return (0.0, -math.inf) if value == 0 else (value, math.nan)
-    sign = value / abs(value)
-    return sign, log_scale + math.log(abs(value))
-
-
-def tt_dot(x: TTTensor, y: TTTensor) -> float | complex:
-    """Inner product ``<x, y> = sum conj(x) * y`` by left-to-right contraction.
-
-    O(d n r^3) in two matrix products per core; the running contraction is
-    rescaled after every core, so only a result outside the floating-point
-    range overflows (use :func:`tt_log_dot` then).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tensorpar import random_tt, tt_dot
-    >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
-    >>> bool(np.isclose(tt_dot(x, y), np.vdot(x.to_dense(), y.to_dense())))
-    True
-    """
-    sign, logabs = tt_log_dot(x, y)
-    return sign * _exp(logabs) if sign != 0 else sign
-
-
-def tt_log_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
-    """Natural logarithm of the Frobenius norm; finite for any number of cores.
-
-    Parameters
-    ----------
-    x : TTTensor
-    method : {"gram", "qr"}
-        "gram" contracts ``<x, x>`` (two matrix products per core, the fast
-        default); "qr" orthogonalizes and reads the norm off the last core. The
-        Gram route computes ``||x||^2`` as a sum of terms as large as the
-        squared norms of the partial contractions, so its relative error grows
-        when ``x`` is a nearly cancelling sum (e.g. ``x - round(x)``); the QR
-        route is accurate to machine precision relative to ``||x||`` at about
-        twice the cost.
-
-    Returns
-    -------
-    float
-        ``log ||x||_F``; ``-inf`` for the zero tensor.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tensorpar import TTTensor, tt_log_norm
-    >>> x = TTTensor([np.full((1, 4, 1), 10.0)] * 1000)
-    >>> bool(np.isclose(tt_log_norm(x), 1000 * np.log(20.0)))
-    True
-    """
-    _check_tt(x, "x")
-    if method == "qr":
-        from .orth import tt_orthonormalize
-
-        return tt_orthonormalize(x, "left")[1]
-    if method != "gram":
-        raise ValueError(f"method must be 'gram' or 'qr', got {method!r}")
-    value, log_scale = scaled_chain(x.cores, x.cores)
-    value = abs(value.real if isinstance(value, complex) else value)
-    return -math.inf if value == 0 else 0.5 * (log_scale + math.log(value))
-
-
-def tt_norm(x: TTTensor, method: Literal["gram", "qr"] = "gram") -> float:
-    """Frobenius norm ``||x||_F`` (see :func:`tt_log_norm` for ``method``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tensorpar import random_tt, tt_norm
-    >>> x = random_tt((3, 4, 5), 2, seed=0)
-    >>> bool(np.isclose(tt_norm(x), np.linalg.norm(x.to_dense())))
-    True
-    """
-    return _exp(tt_log_norm(x, method))
-
-
-def _exp(t: float) -> float:
-    """``exp`` that overflows to ``inf`` instead of raising."""
-    return math.inf if t > 709.78 else math.exp(t)
-

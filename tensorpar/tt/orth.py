@@ -14,25 +14,36 @@ into the last (first) core.
 
 The per-core steps (:func:`qr_left`, :func:`lq_right`, :func:`absorb_left`,
 :func:`absorb_right`) are public for the distributed code, which replaces the
-local QR by a TSQR over the processes that share a core.
+local QR by a TSQR over the processes that share a core. The sweep
+primitives of rounding live here too (:func:`truncate_sweep`,
+:func:`implicit_left_sweep`), so that every rounding variant imports them
+from this module and none imports another variant.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .._backend import get_array_module
-from .._linalg import matmul, norm, orth, orth_rows
+from .._linalg import gram_cholesky, matmul, norm, orth, orth_rows, truncated_svd
+from .._typing import Array, Direction
+from .scale import normalize_cores
 from .tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
-           "absorb_left", "absorb_right", "apply_log_scale"]
+           "absorb_left", "absorb_right", "apply_log_scale", "zero_train", "truncate_sweep",
+           "implicit_left_sweep", "orthonormal_sweep"]
 
-Direction = Literal["left", "right"]
+#: ``factor(k, core)``: QR (LQ) of core ``k`` in an orthonormal sweep (see :func:`orthonormal_sweep`).
+FactorHook = Callable[[int, Array], tuple[Array, Array]]
+
+#: Largest cond_1 of the Cholesky factor for which the QR sweep keeps Q implicit.
+IMPLICIT_COND = 100.0
 
 
-def qr_left(core: Any) -> tuple[Any, Any]:
+def qr_left(core: Array) -> tuple[Array, Array]:
     """Orthogonalize a core's left unfolding (a QR factorization up to the shape of ``R``).
 
     Parameters
@@ -54,7 +65,7 @@ def qr_left(core: Any) -> tuple[Any, Any]:
     return Q.reshape(r, n, Q.shape[1]), R
 
 
-def lq_right(core: Any) -> tuple[Any, Any]:
+def lq_right(core: Array) -> tuple[Array, Array]:
     """Orthogonalize a core's right unfolding (an LQ factorization up to the shape of ``L``).
 
     Parameters
@@ -74,24 +85,31 @@ def lq_right(core: Any) -> tuple[Any, Any]:
     return L, Q.reshape(Q.shape[0], n, q)
 
 
-def absorb_left(R: Any, core: Any) -> Any:
+def absorb_left(R: Array, core: Array) -> Array:
     """``R`` times the core along its left rank: shape (p, n, q) for ``R`` of shape (p, r)."""
     r, n, q = core.shape
     return matmul(R, core.reshape(r, n * q)).reshape(R.shape[0], n, q)
 
 
-def absorb_right(core: Any, L: Any) -> Any:
+def absorb_right(core: Array, L: Array) -> Array:
     """The core times ``L`` along its right rank: shape (r, n, p) for ``L`` of shape (q, p)."""
     r, n, q = core.shape
     return matmul(core.reshape(r * n, q), L).reshape(r, n, L.shape[1])
 
 
-def _zero_train(x: TTTensor, direction: Direction) -> list[Any]:
-    """Rank-1 orthogonal cores of the zero tensor (unit vectors, zero norm core)."""
-    xp = get_array_module(*x.cores)
+def zero_train(shape: Sequence[int], dtype: Any, xp: Any, direction: Direction = "left") -> list[Array]:
+    """Rank-1 orthogonal cores of the zero tensor (unit vectors, zero non-orthogonal core).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.tt.orth import zero_train
+    >>> [c.ravel().tolist() for c in zero_train((2, 3), np.float64, np)]
+    [[1.0, 0.0], [0.0, 0.0, 0.0]]
+    """
     cores = []
-    for n in x.shape:
-        c = xp.zeros((1, n, 1), dtype=x.dtype)
+    for n in shape:
+        c = xp.zeros((1, int(n), 1), dtype=dtype)
         c[0, 0, 0] = 1
         cores.append(c)
     cores[-1 if direction == "left" else 0][...] = 0
@@ -133,37 +151,75 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
         raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
     if direction not in ("left", "right"):
         raise ValueError(f"direction must be 'left' or 'right', got {direction!r}")
-    cores = list(x.cores) if direction == "left" else list(x.cores[::-1])
+    cores, e2 = normalize_cores(x.cores)
+    out, end, log_norm = orthonormal_sweep(cores, direction)
+    s = 0.0 if end is None else norm(end)
+    if end is None or s == 0.0:
+        return TTTensor(zero_train(x.shape, x.dtype, get_array_module(*x.cores), direction)), -math.inf
+    out[-1 if direction == "left" else 0] = end / s
+    return TTTensor(out), log_norm + math.log(s) + e2 * math.log(2.0)
+
+
+def orthonormal_sweep(cores: Sequence[Array], direction: Direction = "left",
+                      factor: FactorHook | None = None) -> tuple[list[Array], Array | None, float]:
+    """One QR (LQ) sweep; the factor carried between cores is normalized after every step.
+
+    Parameters
+    ----------
+    cores : sequence of ndarray
+        The train's cores (or, in the distributed code, this rank's slices).
+    direction : {"left", "right"}
+        "left" makes cores ``0..d-2`` left-orthonormal, "right" cores ``1..d-1``
+        right-orthonormal.
+    factor : callable, optional
+        ``factor(k, a)``: ``(q_core, R)`` of core ``k`` for "left" (default
+        :func:`qr_left`), ``(L, q_core)`` for "right" (default :func:`lq_right`);
+        the distributed code passes a TSQR.
+
+    Returns
+    -------
+    (cores, end, log_scale)
+        The cores with the orthonormal ones in place, the end core (last for
+        "left", first for "right") with the carried factor absorbed and not
+        normalized (None when the tensor is zero), and the log of the factors
+        divided out: the train equals the returned one times ``exp(log_scale)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.orth import orthonormal_sweep
+    >>> x = random_tt((3, 4, 5), 2, seed=0)
+    >>> cores, end, log_scale = orthonormal_sweep(x.cores)
+    >>> bool(np.isclose(np.linalg.norm(end) * np.exp(log_scale), np.linalg.norm(x.to_dense())))
+    True
+    """
+    left = direction == "left"
+    step = factor if factor is not None else (
+        (lambda k, a: qr_left(a)) if left else (lambda k, a: lq_right(a)))
+    cores = list(cores)
     d = len(cores)
-    out: list[Any] = []
-    log_norm = 0.0
     carry = None
-    for k in range(d - 1):
-        c = cores[k]
-        if direction == "left":
-            c = c if carry is None else absorb_left(carry, c)
-            q_core, carry = qr_left(c)
+    log_scale = 0.0
+    for k in (range(d - 1) if left else range(d - 1, 0, -1)):
+        if left:
+            a = cores[k] if carry is None else absorb_left(carry, cores[k])
+            cores[k], carry = step(k, a)
         else:
-            c = c if carry is None else absorb_right(c, carry)
-            carry, q_core = lq_right(c)
+            a = cores[k] if carry is None else absorb_right(cores[k], carry)
+            carry, cores[k] = step(k, a)
         s = norm(carry)
         if s == 0.0:
-            return TTTensor(_zero_train(x, direction)), -math.inf
-        carry = carry / s
-        log_norm += math.log(s)
-        out.append(q_core)
-    last = cores[-1]
+            return cores, None, -math.inf
+        carry = carry / s  # keeps the carried factor in range for any d
+        log_scale += math.log(s)
+    pos = -1 if left else 0
     if carry is not None:
-        last = absorb_left(carry, last) if direction == "left" else absorb_right(last, carry)
-    s = norm(last)
-    if s == 0.0:
-        return TTTensor(_zero_train(x, direction)), -math.inf
-    out.append(last / s)
-    log_norm += math.log(s)
-    return TTTensor(out if direction == "left" else out[::-1]), log_norm
+        cores[pos] = absorb_left(carry, cores[pos]) if left else absorb_right(cores[pos], carry)
+    return cores, cores[pos], log_scale
 
 
-def apply_log_scale(cores: list[Any], log_scale: float, position: int) -> list[Any]:
+def apply_log_scale(cores: Sequence[Array], log_scale: float, position: int) -> list[Array]:
     """Multiply a train by ``exp(log_scale)`` without overflow in the factor.
 
     The factor goes on ``cores[position]`` when it is safely representable
@@ -213,3 +269,105 @@ def tt_orthogonalize(x: TTTensor, direction: Direction = "left") -> TTTensor:
     """
     y, log_norm = tt_orthonormalize(x, direction)
     return TTTensor(apply_log_scale(y.cores, log_norm, -1 if direction == "left" else 0))
+
+
+# -- sweep primitives of rounding ---------------------------------------------
+def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
+                   max_rank: int | None = None) -> list[Array]:
+    """Truncate an orthogonalized train by one sweep of truncated SVDs.
+
+    Parameters
+    ----------
+    cores : sequence of ndarray
+        For ``direction="left"`` cores ``1..d-1`` must be right-orthogonal
+        (the sweep runs left to right); for ``"right"`` cores ``0..d-2``
+        left-orthogonal (the sweep runs right to left).
+    delta : float
+        Absolute threshold per bond: the discarded singular values of each
+        unfolding have 2-norm at most ``delta``.
+    max_rank : int, optional
+
+    Returns
+    -------
+    list of ndarray
+        Cores of the truncated train, orthogonal in the sweep direction
+        except the last one visited.
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt, tt_orthogonalize
+    >>> from tensorpar.tt.orth import truncate_sweep
+    >>> x = tt_orthogonalize(random_tt((4, 5, 6), 3, seed=0) * 2.0, "left")
+    >>> [c.shape[2] for c in truncate_sweep(x.cores, "right", 1e-12)]
+    [3, 3, 1]
+    """
+    cores = list(cores)
+    d = len(cores)
+    if direction == "left":
+        for k in range(d - 1):
+            r, n, q = cores[k].shape
+            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, max_rank)
+            cores[k] = u.reshape(r, n, u.shape[1])
+            cores[k + 1] = absorb_left(s[:, None] * vh, cores[k + 1])
+    else:
+        for k in range(d - 1, 0, -1):
+            r, n, q = cores[k].shape
+            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta, max_rank)
+            cores[k] = vh.reshape(vh.shape[0], n, q)
+            cores[k - 1] = absorb_right(cores[k - 1], u * s[None, :])
+    return cores
+
+
+def implicit_left_sweep(cores: Sequence[Array]) -> tuple[list[Any], Array | None, float]:
+    """Left-orthonormalize, keeping well-conditioned ``Q_k = A_k inv(R_k)`` implicit.
+
+    ``A_k`` is core ``k`` with the previous (normalized) triangular factor
+    absorbed and ``R_k`` the Cholesky factor of its Gram matrix. When
+    ``cond(R_k) <= IMPLICIT_COND`` the pair is kept and ``Q_k`` is never
+    formed -- the truncation sweep multiplies ``inv(R_k)`` into its small
+    carry first -- which saves a third of the sweep's flops. A single
+    Cholesky pass leaves ``Q_k`` orthonormal to ``O(eps cond^2) <= 1e-11``,
+    which changes the singular values the truncation sees by that relative
+    amount and the tensor not at all. Otherwise ``Q_k`` is formed by
+    :func:`tensorpar._linalg.orth`.
+
+    Returns
+    -------
+    (factors, last, log_norm)
+        The per-core factors (``(A_k, inv(R_k))`` or ``(Q_k, None)``), the
+        unit-norm last core (None for the zero tensor) and ``log ||x||``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.orth import implicit_left_sweep
+    >>> x = random_tt((4, 5, 6), 3, seed=0)
+    >>> factors, last, log_norm = implicit_left_sweep(x.cores)
+    >>> bool(np.isclose(np.exp(log_norm), np.linalg.norm(x.to_dense())))
+    True
+    """
+    factors: list[Any] = []
+    log_norm = 0.0
+    carry = None
+    for k in range(len(cores) - 1):
+        a = cores[k] if carry is None else absorb_left(carry, cores[k])
+        r, n, q = a.shape
+        am = a.reshape(r * n, q)
+        chol = gram_cholesky(am) if r * n >= 2 * q else None
+        if chol is not None and chol[2] <= IMPLICIT_COND:
+            carry, inv, _ = chol
+            factors.append((a, inv))
+        else:
+            qm, carry = orth(am)
+            factors.append((qm.reshape(r, n, qm.shape[1]), None))
+        s = norm(carry)
+        if s == 0.0:
+            return factors, None, -math.inf
+        carry = carry / s
+        log_norm += math.log(s)
+    last = cores[-1] if carry is None else absorb_left(carry, cores[-1])
+    s = norm(last)
+    if s == 0.0:
+        return factors, None, -math.inf
+    return factors, last / s, log_norm + math.log(s)

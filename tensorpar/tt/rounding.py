@@ -27,122 +27,65 @@ Three methods, chosen with ``method=``:
     bound holds when ``max_rank`` is at least the rank ``eps`` requires.
 
 Large ``d``: every method normalizes as it sweeps and keeps the norm as a
-logarithm, so it works for thousands of cores.
+logarithm, so it works for thousands of cores. Extreme magnitudes: cores
+far from 1 are divided by a power of two first and the result is multiplied
+back exactly (:func:`tensorpar.tt.scale.normalize_cores`), so rounding
+``c x`` gives ``c`` times the rounding of ``x`` for any representable ``c``.
+
+The variants work on lists of cores and take the distributed code's
+reductions as hooks (``reduce=``), so :mod:`tensorpar.distributed.tt`
+calls them instead of copying them. Module layering: this dispatcher
+imports the variants; the variants import only :mod:`~tensorpar.tt.orth`,
+:mod:`~tensorpar.tt.tensor` and :mod:`tensorpar._linalg`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from .._linalg import gram_cholesky, matmul, norm, orth, truncated_svd
-from .._validation import check_eps, check_max_rank
-from .orth import absorb_left, absorb_right, apply_log_scale
+import numpy as np
+
+from .._backend import get_array_module
+from .._linalg import matmul, truncated_svd
+from .._typing import Array, RoundMethod
+from .._validation import check_eps, check_max_rank, check_positive_int
+from .ops import check_summands, tt_sum
+from .orth import absorb_right, apply_log_scale, implicit_left_sweep, zero_train
+from .rounding_gram import round_gram
+from .rounding_rand import draw_sketch, round_randomized
+from .scale import normalize_cores, restore_pow2
 from .tensor import TTTensor
 
-__all__ = ["tt_round", "tt_round_sum", "truncate_sweep"]
+__all__ = ["tt_round", "tt_round_sum", "round_qr", "check_round_options"]
 
-Method = Literal["qr", "gram", "randomized"]
 _METHODS = ("qr", "gram", "randomized")
-#: Largest cond_1 of the Cholesky factor for which the QR sweep keeps Q implicit.
-_IMPLICIT_COND = 100.0
 
 
-def truncate_sweep(cores: Sequence[Any], direction: Literal["left", "right"], delta: float,
-                   max_rank: int | None = None) -> list[Any]:
-    """Truncate an orthogonalized train by one sweep of truncated SVDs.
+def round_qr(cores: Sequence[Array], eps: float, max_rank: int | None) -> list[Array] | None:
+    """QR rounding of a train given by its cores (None for the zero tensor).
 
-    Parameters
-    ----------
-    cores : sequence of ndarray
-        For ``direction="left"`` cores ``1..d-1`` must be right-orthogonal
-        (the sweep runs left to right); for ``"right"`` cores ``0..d-2``
-        left-orthogonal (the sweep runs right to left).
-    delta : float
-        Absolute threshold per bond: the discarded singular values of each
-        unfolding have 2-norm at most ``delta``.
-    max_rank : int, optional
+    Left-orthogonalize (:func:`tensorpar.tt.orth.implicit_left_sweep`), then
+    truncate right to left: both sweeps work on C-ordered unfoldings and
+    their transposed views, without copies.
 
-    Returns
-    -------
-    list of ndarray
-        Cores of the truncated train, orthogonal in the sweep direction
-        except the last one visited.
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.rounding import round_qr
+    >>> x = random_tt((4, 5, 6), 3, seed=0)
+    >>> [c.shape[2] for c in round_qr((x + x).cores, 1e-12, None)]
+    [3, 3, 1]
     """
-    cores = list(cores)
     d = len(cores)
-    if direction == "left":
-        for k in range(d - 1):
-            r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, max_rank)
-            cores[k] = u.reshape(r, n, u.shape[1])
-            cores[k + 1] = absorb_left(s[:, None] * vh, cores[k + 1])
-    else:
-        for k in range(d - 1, 0, -1):
-            r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta, max_rank)
-            cores[k] = vh.reshape(vh.shape[0], n, q)
-            cores[k - 1] = absorb_right(cores[k - 1], u * s[None, :])
-    return cores
-
-
-def _implicit_left_sweep(cores: Sequence[Any]) -> tuple[list[Any], Any, float]:
-    """Left-orthonormalize, keeping well-conditioned ``Q_k = A_k inv(R_k)`` implicit.
-
-    ``A_k`` is core ``k`` with the previous (normalized) triangular factor
-    absorbed and ``R_k`` the Cholesky factor of its Gram matrix. When
-    ``cond(R_k) <= _IMPLICIT_COND`` the pair is kept and ``Q_k`` is never
-    formed -- the truncation sweep multiplies ``inv(R_k)`` into its small
-    carry first -- which saves a third of the sweep's flops. A single
-    Cholesky pass leaves ``Q_k`` orthonormal to ``O(eps cond^2) <= 1e-11``,
-    which changes the singular values the truncation sees by that relative
-    amount and the tensor not at all. Otherwise ``Q_k`` is formed by
-    :func:`tensorpar._linalg.orth`.
-
-    Returns the per-core factors (``(A_k, inv(R_k))`` or ``(Q_k, None)``), the
-    unit-norm last core and ``log ||x||``.
-    """
-    factors: list[Any] = []
-    log_norm = 0.0
-    carry = None
-    for k in range(len(cores) - 1):
-        a = cores[k] if carry is None else absorb_left(carry, cores[k])
-        r, n, q = a.shape
-        am = a.reshape(r * n, q)
-        chol = gram_cholesky(am) if r * n >= 2 * q else None
-        if chol is not None and chol[2] <= _IMPLICIT_COND:
-            carry, inv, _ = chol
-            factors.append((a, inv))
-        else:
-            qm, carry = orth(am)
-            factors.append((qm.reshape(r, n, qm.shape[1]), None))
-        s = norm(carry)
-        if s == 0.0:
-            return factors, None, -math.inf
-        carry = carry / s
-        log_norm += math.log(s)
-    last = cores[-1] if carry is None else absorb_left(carry, cores[-1])
-    s = norm(last)
-    if s == 0.0:
-        return factors, None, -math.inf
-    return factors, last / s, log_norm + math.log(s)
-
-
-def _round_qr(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
-    # Left-orthogonalize, then truncate right to left: both sweeps work on
-    # C-ordered unfoldings and their transposed views, without copies.
-    if x.ndim == 1:
-        return TTTensor([c.copy() for c in x.cores])
-    factors, last, log_norm = _implicit_left_sweep(x.cores)
+    factors, last, log_norm = implicit_left_sweep(cores)
     if last is None:
-        from .orth import _zero_train
-
-        return TTTensor(_zero_train(x, "left"))
-    delta = eps / math.sqrt(x.ndim - 1)
-    out: list[Any] = [None] * x.ndim
+        return None
+    delta = eps / math.sqrt(d - 1)
+    out: list[Any] = [None] * d
     cur = last
-    for k in range(x.ndim - 1, 0, -1):
+    for k in range(d - 1, 0, -1):
         r, n, q = cur.shape
         u, s, vh = truncated_svd(cur.reshape(r, n * q), delta, max_rank)
         out[k] = vh.reshape(vh.shape[0], n, q)
@@ -150,21 +93,31 @@ def _round_qr(x: TTTensor, eps: float, max_rank: int | None) -> TTTensor:
         carry = u * s[None, :] if inv is None else matmul(inv, u * s[None, :])
         cur = absorb_right(a, carry)
     out[0] = cur
-    return TTTensor(apply_log_scale(out, log_norm, 0))
+    return apply_log_scale(out, log_norm, 0)
 
 
-def _check_common(eps: Any, max_rank: Any, method: Any) -> tuple[float, int | None]:
+def check_round_options(eps: Any, max_rank: Any, method: Any,
+                        oversample: Any = 10) -> tuple[float, int | None, int]:
+    """Check the options of :func:`tt_round`; return ``(eps, max_rank, oversample)``.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.rounding import check_round_options
+    >>> check_round_options(1e-8, None, "qr")
+    (1e-08, None, 10)
+    """
     eps = check_eps(eps)
     max_rank = check_max_rank(max_rank)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if method == "randomized" and max_rank is None:
         raise ValueError("method='randomized' needs max_rank (the rank the sketch targets)")
-    return eps, max_rank
+    oversample = check_positive_int(oversample, "oversample", minimum=0)
+    return eps, max_rank, oversample
 
 
 def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
-             method: Method = "qr", *, oversample: int = 10, seed: Any = None) -> TTTensor:
+             method: RoundMethod = "qr", *, oversample: int = 10, seed: Any = None) -> TTTensor:
     """Round (recompress) a TT to relative accuracy ``eps`` and ranks ``<= max_rank``.
 
     Parameters
@@ -203,20 +156,33 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     """
     if not isinstance(x, TTTensor):
         raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
-    eps, max_rank = _check_common(eps, max_rank, method)
+    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample)
+    if x.ndim == 1:
+        return x.copy()
+    cores, e2 = normalize_cores(x.cores)
+    out: list[Array] | None
     if method == "qr":
-        return _round_qr(x, eps, max_rank)
-    if method == "gram":
-        from .rounding_gram import round_gram
+        out = round_qr(cores, eps, max_rank)
+    elif method == "gram":
+        out = round_gram(cores, eps, max_rank)
+    else:
+        assert max_rank is not None  # checked above; narrows the type
+        # the sketch's dtype promotes with Python floats, as for tt_round_sum's weights
+        sketch = draw_sketch(x.shape, [x.ranks], max_rank, oversample, seed,
+                             np.result_type(x.dtype, float), get_array_module(*cores))
+        out = round_randomized([cores], None, eps, max_rank, sketch)
+    return _finish(out, e2, x.shape, x.dtype, cores, -1 if method == "gram" else 0)
 
-        return round_gram(x, eps, max_rank)
-    from .rounding_rand import round_randomized
 
-    return round_randomized([x], None, eps, max_rank, oversample, seed)
+def _finish(out: list[Array] | None, e2: int, shape: tuple[int, ...], dtype: Any,
+            like: Sequence[Array], position: int) -> TTTensor:
+    if out is None:
+        return TTTensor(zero_train(shape, dtype, get_array_module(*like)))
+    return TTTensor(restore_pow2(out, e2, position))
 
 
 def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int | None = None,
-                 method: Method = "randomized", *, weights: Sequence[Any] | None = None,
+                 method: RoundMethod = "randomized", *, weights: Sequence[Any] | None = None,
                  oversample: int = 10, seed: Any = None) -> TTTensor:
     """Round ``sum_j weights[j] * tensors[j]``.
 
@@ -245,12 +211,23 @@ def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int 
     >>> bool(np.allclose(y.to_dense(), 6 * x.to_dense()))
     True
     """
-    from .ops import check_summands, tt_sum
-
-    eps, max_rank = _check_common(eps, max_rank, method)
+    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample)
     if method != "randomized":
         return tt_round(tt_sum(tensors, weights), eps, max_rank, method)
-    weights = check_summands(tensors, weights)
-    from .rounding_rand import round_randomized
-
-    return round_randomized(list(tensors), weights, eps, max_rank, oversample, seed)
+    assert max_rank is not None  # checked above; narrows the type
+    checked = check_summands(tensors, weights)
+    w = [1.0] * len(tensors) if checked is None else list(checked)
+    first = tensors[0]
+    if first.ndim == 1:
+        return tt_sum(tensors, weights)
+    # each summand divided by its own power of two, the relative factors moved into the weights
+    scaled = [normalize_cores(t.cores) for t in tensors]
+    e2 = max(e for _, e in scaled)
+    w = [wj * 2.0 ** (e - e2) for wj, (_, e) in zip(w, scaled)]
+    cores = [c for c, _ in scaled]
+    # the sketch's dtype: that of the summands and of the Python weights (as numpy promotes)
+    dtype = np.result_type(*[t.dtype for t in tensors], *[type(wj) for wj in w])
+    sketch = draw_sketch(first.shape, [t.ranks for t in tensors], max_rank, oversample, seed,
+                         dtype, get_array_module(*cores[0]))
+    out = round_randomized(cores, w, eps, max_rank, sketch)
+    return _finish(out, e2, first.shape, dtype, cores[0], 0)

@@ -14,9 +14,15 @@ from typing import Any, Literal
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import as_float_array, check_core_chain, check_positive_int
+from .._validation import (
+    as_float_array,
+    check_core_chain,
+    check_finite,
+    check_positive_int,
+    check_same_shape,
+)
 
-__all__ = ["TTTensor", "random_tt"]
+__all__ = ["TTTensor", "random_tt", "check_tt", "check_tt_pair"]
 
 _SCALARS = (int, float, complex, np.integer, np.floating, np.complexfloating)
 
@@ -30,7 +36,8 @@ class TTTensor:
     ----------
     cores : sequence of ndarray
         Core ``k`` has shape ``(r_k, n_k, r_{k+1})`` with ``r_0 = r_d = 1``;
-        neighbouring ranks must chain. numpy or cupy, one dtype family.
+        neighbouring ranks must chain. numpy or cupy, one dtype family;
+        finite entries (NaN or infinity raise a ValueError naming the core).
 
     Attributes
     ----------
@@ -65,6 +72,8 @@ class TTTensor:
         cores = [as_float_array(c, f"cores[{k}]", min_ndim=3, max_ndim=3)
                  for k, c in enumerate(cores)]
         check_core_chain(cores, rank_axis=2)
+        for k, c in enumerate(cores):  # NaN would turn every later result into garbage or zero
+            check_finite(c, f"cores[{k}]")
         self.cores: list[Any] = list(cores)
 
     # -- shape --------------------------------------------------------------
@@ -229,19 +238,19 @@ class TTTensor:
 
     def dot(self, other: TTTensor) -> float | complex:
         """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
-        from .ops import tt_dot
+        from .inner import tt_dot
 
         return tt_dot(self, other)
 
     def norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Frobenius norm; see :func:`tensorpar.tt_norm`."""
-        from .ops import tt_norm
+        from .inner import tt_norm
 
         return tt_norm(self, method=method)
 
     def log_norm(self, method: Literal["gram", "qr"] = "gram") -> float:
         """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`."""
-        from .ops import tt_log_norm
+        from .inner import tt_log_norm
 
         return tt_log_norm(self, method=method)
 
@@ -257,6 +266,40 @@ class TTTensor:
         from .rounding import tt_round
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
+
+
+def check_tt(x: Any, name: str = "x") -> TTTensor:
+    """Return ``x`` when it is a :class:`TTTensor`, else raise a TypeError naming ``name``.
+
+    Examples
+    --------
+    >>> from tensorpar.tt.tensor import check_tt
+    >>> check_tt([1.0], "y")
+    Traceback (most recent call last):
+    ...
+    TypeError: y must be a TTTensor, got list
+    """
+    if not isinstance(x, TTTensor):
+        raise TypeError(f"{name} must be a TTTensor, got {type(x).__name__}")
+    return x
+
+
+def check_tt_pair(x: Any, y: Any) -> None:
+    """Check two TT operands: both TTTensor, same shape, same device.
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.tt.tensor import check_tt_pair
+    >>> check_tt_pair(random_tt((2, 3), 1, seed=0), random_tt((3, 2), 1, seed=0))
+    Traceback (most recent call last):
+    ...
+    ValueError: y has shape (3, 2) but x has shape (2, 3); TT operands must have the same mode sizes
+    """
+    check_tt(x, "x")
+    check_tt(y, "y")
+    check_same_shape([x.shape, y.shape], ["x", "y"])
+    get_array_module(x.cores[0], y.cores[0])
 
 
 def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = None,
@@ -293,7 +336,7 @@ def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = No
     if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
         inner = [int(rank)] * (d - 1)
     else:
-        inner = list(rank)
+        inner = list(rank)  # type: ignore[arg-type]  # bool was excluded above only for ints
         if len(inner) != d - 1:
             raise ValueError(f"rank must be an int or a sequence of {d - 1} ints, got {rank!r}")
     inner = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(inner)]

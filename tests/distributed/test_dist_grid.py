@@ -59,6 +59,9 @@ def test_choose_grid_errors():
         choose_grid((2, 3), 0)
     with pytest.raises(TypeError, match="shape entries must be an integer"):
         choose_grid((2.5, 3), 2)
+    # a 0-d tensor (a scalar read from .npy or HDF5) recursed without end before
+    with pytest.raises(ValueError, match="at least one mode"):
+        choose_grid((), 2)
 
 
 def test_grid_cost_counts():
@@ -87,6 +90,25 @@ def test_process_grid(comm):
     g.free()  # idempotent
     with pytest.raises(ValueError, match="has been freed"):
         g.slice_comm(0)
+
+
+def test_fibre_comm(comm):
+    P = comm.size
+    dims = (1, P, 1) if P % 2 else (2, P // 2, 1)
+    with ProcessGrid(dims, comm) as g:
+        for n in range(3):
+            fb = g.fibre_comm(n)
+            assert fb is g.fibre_comm(n)  # created once
+            assert fb.Get_size() == dims[n] and fb.Get_rank() == g.coords[n]
+            coords = fb.allgather(g.coords)
+            # a fibre shares every coordinate but n, ordered along n
+            assert all(c[:n] + c[n + 1:] == g.coords[:n] + g.coords[n + 1:] for c in coords)
+            assert [c[n] for c in coords] == list(range(dims[n]))
+            assert fb.Get_name() == f"tensorpar.fibre{n}"
+        with pytest.raises(ValueError, match="mode must be an int"):
+            g.fibre_comm(3)
+    with pytest.raises(ValueError, match="has been freed"):
+        g.fibre_comm(0)
 
 
 def test_process_grid_errors(comm):
