@@ -14,6 +14,8 @@ from .cp.tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
 from .mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 from .tt.construct import tt_from_function, tt_svd
+from .tt.cross import CrossResult, tt_cross
+from .tt.entry_sum import tt_entry_mean, tt_entry_sum
 from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .tt.ops import (
                      tt_add,
@@ -33,6 +35,10 @@ from .tt.tensor import TTTensor, random_tt
 __version__ = "0.1.0"
 
 __all__ = [
+    "CrossResult",
+    "tt_cross",
+    "tt_entry_mean",
+    "tt_entry_sum",
     "CPALSResult",
     "CPTensor",
     "TTTensor",

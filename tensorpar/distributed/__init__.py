@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
     from . import comm
     from .comm import agree, check_all
-    from .cp import DistCPModel, cp_als
-    from .cp import cp_als as dist_cp_als
+    from .cp import DistCPModel, cp_als, dist_cp_als
     from .dist_tensor import DistTensor
     from .errors import collective_guard
     from .grid import ProcessGrid, choose_grid, grid_cost
@@ -36,8 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
         owned_rows,
     )
     from .tsqr import tsqr
-    from .tt.svd import dist_tt_svd
-    from .tt.tensor import (
+    from .tt import (
         DistTTTensor,
         dist_tt_add,
         dist_tt_dot,
@@ -48,8 +46,11 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
         dist_tt_round,
         dist_tt_scale,
         dist_tt_sub,
+        dist_tt_svd,
         dist_ttm_matvec,
     )
+    from .tt.cross import dist_tt_cross
+    from .tt.entry_sum import dist_tt_entry_mean, dist_tt_entry_sum
 
 _TT_NAMES = ("DistTTTensor", "dist_tt_add", "dist_tt_dot", "dist_tt_hadamard",
              "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round",
@@ -74,23 +75,18 @@ _LAZY: dict[str, tuple[str, str]] = {
     "owned_rows": ("mttkrp", "owned_rows"),
     "tsqr": ("tsqr", "tsqr"),
     **{name: ("tt", name) for name in _TT_NAMES},
-}
-
-#: Where a name lives until its new home exports it (transitional: the
-#: distributed CP-ALS is being renamed ``dist_cp_als`` and the ``tt``
-#: subpackage is being split; drop an entry once the first choice resolves).
-_FALLBACK: dict[str, tuple[str, str]] = {
-    "dist_cp_als": ("cp", "cp_als"),
-    "dist_tt_svd": ("tt.svd", "dist_tt_svd"),
-    **{name: ("tt.tensor", name) for name in _TT_NAMES if name != "dist_tt_svd"},
+    "dist_tt_cross": ("tt.cross", "dist_tt_cross"),
+    "dist_tt_entry_sum": ("tt.entry_sum", "dist_tt_entry_sum"),
+    "dist_tt_entry_mean": ("tt.entry_sum", "dist_tt_entry_mean"),
 }
 
 __all__ = [
-    "DistCPModel", "DistTTTensor", "DistTensor", "ProcessGrid", "agree", "allgather_factor",
-    "check_all", "choose_grid", "collective_guard", "comm", "cp_als", "dist_cp_als",
-    "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_dot", "dist_tt_hadamard",
-    "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round", "dist_tt_scale",
-    "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "factor_blocks", "grid_cost", "owned_rows",
+    "agree", "allgather_factor", "check_all", "choose_grid", "collective_guard", "comm",
+    "cp_als", "dist_cp_als", "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_cross",
+    "dist_tt_dot", "dist_tt_entry_mean", "dist_tt_entry_sum", "dist_tt_hadamard",
+    "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round",
+    "dist_tt_scale", "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "DistCPModel",
+    "DistTensor", "DistTTTensor", "factor_blocks", "grid_cost", "owned_rows", "ProcessGrid",
     "tsqr",
 ]
 
@@ -102,12 +98,7 @@ def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr, None)
-    if value is None and name in _FALLBACK:
-        module, attr = _FALLBACK[name]
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-    if value is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
     globals()[name] = value  # later accesses skip this function
     return value
 

@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 from .construct import tt_from_function, tt_svd
+from .cross import CrossResult, tt_cross
+from .entry_sum import tt_entry_mean, tt_entry_sum
 from .inner import tt_dot, tt_log_dot, tt_log_norm, tt_norm
 from .matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .ops import tt_add, tt_hadamard, tt_scale, tt_sub, tt_sum
@@ -22,6 +24,7 @@ from .rounding import tt_round, tt_round_sum
 from .tensor import TTTensor, random_tt
 
 __all__ = [
+    "CrossResult", "tt_cross", "tt_entry_mean", "tt_entry_sum",
     "TTMatrix", "TTTensor", "random_tt", "tt_add", "tt_dot", "tt_from_function", "tt_hadamard",
     "tt_log_dot", "tt_log_norm", "tt_norm", "tt_orthogonalize", "tt_orthonormalize", "tt_round",
     "tt_round_sum", "tt_scale", "tt_sub", "tt_sum", "tt_svd", "ttm_matmat", "ttm_matvec",

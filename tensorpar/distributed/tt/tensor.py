@@ -434,19 +434,3 @@ def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
     _agree_pair(x, y)
     cores = [hadamard_core(a, b, engine) for a, b in zip(x.local_cores, y.local_cores)]
     return DistTTTensor.wrap(cores, x.shape, x.comm)
-
-
-#: Names that lived in this module before the split (transition: the package
-#: ``tensorpar.distributed`` still imports them from here). Resolved lazily,
-#: so no import cycle exists at import time; remove once nothing imports them here.
-_MOVED = {"dist_tt_dot": "dot", "dist_tt_log_norm": "dot", "dist_tt_norm": "dot",
-          "dist_tt_round": "rounding", "dist_tt_orthogonalize": "rounding",
-          "dist_ttm_matvec": "matvec"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{_MOVED[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
