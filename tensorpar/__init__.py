@@ -30,6 +30,20 @@ from .tt.orth import tt_orthogonalize, tt_orthonormalize
 from .tt.rounding import tt_round, tt_round_sum
 from .tt.tensor import TTTensor, random_tt
 
+# isort: split
+# --- user-side helpers (issue 13: save/load, CP comparison helpers, TT interop) ---
+from .cp.compare import (
+    cp_fix_signs,
+    cp_model_fit,
+    cp_relative_error,
+    cp_sort_components,
+    factor_match_score,
+)
+from .io import load, save
+from .tt.interop import tt_from_teneva, tt_from_tensorly, tt_to_teneva, tt_to_tensorly
+
+# --- end of user-side helpers ---
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -68,4 +82,16 @@ __all__ = [
     "tt_svd",
     "ttm_matmat",
     "ttm_matvec",
+    # user-side helpers (issue 13)
+    "cp_fix_signs",
+    "cp_model_fit",
+    "cp_relative_error",
+    "cp_sort_components",
+    "factor_match_score",
+    "load",
+    "save",
+    "tt_from_teneva",
+    "tt_from_tensorly",
+    "tt_to_teneva",
+    "tt_to_tensorly",
 ]

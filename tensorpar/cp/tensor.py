@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +215,29 @@ class CPTensor:
         from .interop import cp_from_pyttb
 
         return cp_from_pyttb(kt)
+
+    # -- unpacking as TensorLy's ``(weights, factors)`` pair ------------------
+    # TensorLy's functions (``tl.cp_to_tensor``, ``tl.cp_normalize``, ...) unpack
+    # their argument as ``weights, factors = cp``; these three make that work.
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate as ``(weights, factors)``, so ``weights, factors = cp`` works.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> weights, factors = CPTensor([np.ones((2, 1)), np.ones((3, 1))])
+        >>> weights, [f.shape for f in factors]
+        (array([1.]), [(2, 1), (3, 1)])
+        """
+        return iter((self.weights, self.factors))
+
+    def __len__(self) -> int:
+        """Always 2: the ``(weights, factors)`` pair."""
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        """``cp[0]`` is the weights, ``cp[1]`` the list of factors (TensorLy's order)."""
+        return (self.weights, self.factors)[index]
 
 
 def random_cp(shape: Sequence[int], rank: int, *, seed: Any = None,

@@ -258,6 +258,20 @@ class TTTensor:
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
 
+    # -- interoperability ---------------------------------------------------
+    @classmethod
+    def from_tensorly(cls, tt: Any) -> TTTensor:
+        """Build from a TensorLy TT; see :func:`tensorpar.tt.interop.tt_from_tensorly`."""
+        from .interop import tt_from_tensorly
+
+        return tt_from_tensorly(tt)
+
+    def to_tensorly(self) -> Any:
+        """Convert to a TensorLy TT; see :func:`tensorpar.tt.interop.tt_to_tensorly`."""
+        from .interop import tt_to_tensorly
+
+        return tt_to_tensorly(self)
+
 
 def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = None,
               dtype: Any = np.float64) -> TTTensor:
