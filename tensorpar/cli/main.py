@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     --------
     >>> import contextlib, io
     >>> with contextlib.redirect_stderr(io.StringIO()) as err:
-    ...     status = main(["cp", "missing.npy", "--rank", "2"])
+    ...     status = main(["cp", "missing.npy", "--rank", "2", "--quiet"])
     >>> status, err.getvalue().strip()
     (1, 'tensorpar: error: missing.npy: no such file')
     """
