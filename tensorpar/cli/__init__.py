@@ -1,6 +1,6 @@
 """The ``tensorpar`` command line (``tensorpar ...`` or ``python -m tensorpar ...``).
 
-* :mod:`~tensorpar.cli.main` -- the argument parser, logging, MPI detection and
+* :mod:`~tensorpar.cli.app` -- the argument parser, logging, MPI detection and
   the one-line error reports;
 * :mod:`~tensorpar.cli.commands` -- the ``cp``, ``tt``, ``info`` and ``bench``
   sub-commands;
@@ -12,6 +12,6 @@ See :doc:`/quickstart` for a walk-through.
 
 from __future__ import annotations
 
-from .main import build_parser, main
+from .app import build_parser, main
 
 __all__ = ["build_parser", "main"]

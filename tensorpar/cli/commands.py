@@ -41,13 +41,16 @@ class Progress:
         self.every = every
         self.last_fit: float | None = None
         self.t_last = time.perf_counter()
+        self.calls = 0
 
     def __call__(self, iteration: int, model: Any, fit: float) -> None:
         now = time.perf_counter()
         seconds, self.t_last = now - self.t_last, now
         change = "-" if self.last_fit is None else f"{fit - self.last_fit:+.3e}"
         self.last_fit = fit
-        if iteration % self.every == 0 or iteration == 1:
+        self.calls += 1
+        # the first iteration of a run (also a resumed one) is always shown
+        if iteration % self.every == 0 or self.calls == 1:
             self.log.info("iter %4d  fit %.10f  change %10s  %8.1f ms", iteration, fit, change,
                           seconds * 1e3)
 
@@ -230,7 +233,7 @@ def find_benchmarks(folder: str | None = None) -> Path:
 
 def run_bench(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
     """``tensorpar bench [NAME [args...]]``: list the benchmarks or run one of them."""
-    from .main import mpi_world_size
+    from .app import mpi_world_size
 
     if mpi_world_size() > 1:
         raise InputError("run 'tensorpar bench' without mpiexec: the MPI benchmarks start "
