@@ -160,7 +160,7 @@ def plot_factors(cp: Any, *, components: Sequence[int] | None = None,
 
 
 def plot_tt_ranks(tt: Any, *, ax: Any = None, label: str | None = None) -> Any:
-    """The TT ranks ``r_1 .. r_{d-1}`` per bond, with the largest ranks the shape allows.
+    """The TT ranks ``r_1, ..., r_{d-1}`` per bond, with the largest ranks the shape allows.
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ def plot_tt_ranks(tt: Any, *, ax: Any = None, label: str | None = None) -> Any:
 
 
 def bond_singular_values(tt: Any) -> list[np.ndarray]:
-    """Singular values of every TT unfolding ``X_<k>`` (bonds ``k = 1 .. d-1``), from the cores.
+    """Singular values of every TT unfolding ``X_<k>`` (bonds ``k = 1, ..., d-1``), from the cores.
 
     The train is left-orthogonalised, then a right-to-left sweep of SVDs
     exposes at bond ``k`` the singular values of the reshaping of ``X`` to
