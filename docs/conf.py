@@ -65,6 +65,9 @@ sphinx_gallery_conf = {
     "backreferences_dir": None,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
+    # the execution-times pages load DataTables from a CDN: not written, the
+    # site must work offline
+    "write_computation_times": False,
 }
 
 # The command-line reference shows the parser's own help text.

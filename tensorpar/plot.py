@@ -193,6 +193,7 @@ def plot_tt_ranks(tt: Any, *, ax: Any = None, label: str | None = None) -> Any:
     ax.plot(bonds, ranks, marker="o", label=label or "TT ranks")
     ax.plot(bonds, full, linestyle="--", color="gray", label="largest possible")
     ax.set_yscale("log")
+    ax.set_xticks(bonds)
     ax.set_xlabel("bond k (between modes k-1 and k)")
     ax.set_ylabel("rank r_k")
     ax.set_title("TT rank profile")
