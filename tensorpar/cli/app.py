@@ -197,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = _setup_logging(bool(args.quiet), debug, root)
         status: int = args.func(args, comm, log)
         return status
+    except BrokenPipeError:
+        # the reader went away (``tensorpar info F | head``): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         if debug:
             raise

@@ -96,7 +96,23 @@ def _cp_distributed(args: argparse.Namespace, spec: Any, comm: Any,
 
 
 def run_cp(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
-    """``tensorpar cp``: CP-ALS of the input, progress per iteration, optional save."""
+    """``tensorpar cp``: CP-ALS of the input, progress per iteration, optional save.
+
+    Examples
+    --------
+    >>> import logging, os, tempfile
+    >>> import numpy as np
+    >>> import tensorpar as tp
+    >>> from tensorpar.cli import build_parser
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(os.path.join(d, "x.npy"), tp.random_cp((5, 4, 3), 2, seed=0).to_dense())
+    ...     args = build_parser().parse_args(["cp", os.path.join(d, "x.npy"), "-r", "2",
+    ...                                       "-o", os.path.join(d, "r.npz")])
+    ...     status = run_cp(args, None, logging.getLogger("quiet"))
+    ...     cp, result = tp.load(os.path.join(d, "r.npz"))
+    >>> status, cp.rank, result.fit > 0.999
+    (0, 2, True)
+    """
     spec = parse_input(args.input)
     progress = Progress(log, args.progress_every)
     nprocs = 1 if comm is None else comm.Get_size()
@@ -119,7 +135,23 @@ def run_cp(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
 
 
 def run_tt(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
-    """``tensorpar tt``: TT-SVD of the input to accuracy ``--eps``, saved to ``--out``."""
+    """``tensorpar tt``: TT-SVD of the input to accuracy ``--eps``, saved to ``--out``.
+
+    Examples
+    --------
+    >>> import logging, os, tempfile
+    >>> import numpy as np
+    >>> import tensorpar as tp
+    >>> from tensorpar.cli import build_parser
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(os.path.join(d, "x.npy"), tp.random_tt((4, 5, 6), 2, seed=0).to_dense())
+    ...     args = build_parser().parse_args(["tt", os.path.join(d, "x.npy"), "--eps", "1e-10",
+    ...                                       "-o", os.path.join(d, "t.npz")])
+    ...     status = run_tt(args, None, logging.getLogger("quiet"))
+    ...     ranks = tp.load(os.path.join(d, "t.npz")).ranks
+    >>> status, ranks
+    (0, (1, 2, 2, 1))
+    """
     spec = parse_input(args.input)
     t0 = time.perf_counter()
     if comm is None:
@@ -204,7 +236,25 @@ def describe_file(path: str) -> list[str]:
 
 
 def run_info(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
-    """``tensorpar info``: print :func:`describe_file` to standard output."""
+    """``tensorpar info``: print :func:`describe_file` to standard output.
+
+    Examples
+    --------
+    >>> import logging, os, tempfile
+    >>> import tensorpar as tp
+    >>> from tensorpar.cli import build_parser
+    >>> with tempfile.TemporaryDirectory() as d:  # doctest: +ELLIPSIS
+    ...     path = str(tp.save(os.path.join(d, "cp.npz"), tp.random_cp((4, 3), 2)))
+    ...     status = run_info(build_parser().parse_args(["info", path]), None,
+    ...                       logging.getLogger())
+    file: ...
+    kind: CP model
+    format version: 1 (written by tensorpar ...)
+    shape: 4 x 3
+    dtype: float64
+    rank: 2
+    compression ratio: 0.75 (12 entries / 16 numbers)
+    """
     for line in describe_file(args.file):
         print(line)
     return 0
@@ -217,6 +267,15 @@ def find_benchmarks(folder: str | None = None) -> Path:
     editable install of a checkout), then in the current folder and its
     parents. Raises :class:`InputError` when there is none: the benchmarks
     are not part of the wheel.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:  # doctest: +ELLIPSIS
+    ...     find_benchmarks(d)
+    Traceback (most recent call last):
+    ...
+    tensorpar.cli.data.InputError: the benchmarks are not installed with the package; ...
     """
     if folder is not None:
         candidates = [Path(folder)]
@@ -232,7 +291,21 @@ def find_benchmarks(folder: str | None = None) -> Path:
 
 
 def run_bench(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
-    """``tensorpar bench [NAME [args...]]``: list the benchmarks or run one of them."""
+    """``tensorpar bench [NAME [args...]]``: list the benchmarks or run one of them.
+
+    Examples
+    --------
+    >>> import logging, os, tempfile
+    >>> from tensorpar.cli import build_parser
+    >>> with tempfile.TemporaryDirectory() as d:  # doctest: +ELLIPSIS
+    ...     for name in ("_machine.py", "demo.py"):
+    ...         with open(os.path.join(d, name), "w") as f:
+    ...             _ = f.write("")
+    ...     status = run_bench(build_parser().parse_args(["bench", "--dir", d]), None,
+    ...                        logging.getLogger())
+    benchmarks in ...: demo
+    run one with: tensorpar bench NAME [--quick]
+    """
     from .app import mpi_world_size
 
     if mpi_world_size() > 1:

@@ -30,7 +30,16 @@ _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
 
 
 class InputError(ValueError):
-    """A problem with the user's input file, reported without a traceback."""
+    """A problem with the user's input file, reported without a traceback.
+
+    Examples
+    --------
+    >>> try:
+    ...     open_serial(InputSpec("missing.npy"))
+    ... except InputError as exc:
+    ...     print(exc)
+    missing.npy: no such file
+    """
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,11 @@ class InputSpec:
         The file.
     dataset : str or None
         HDF5 dataset path (None for ``.npy``).
+
+    Examples
+    --------
+    >>> str(InputSpec("scan.h5", "/cube"))
+    'scan.h5:/cube'
     """
 
     path: str
@@ -89,6 +103,17 @@ def open_serial(spec: InputSpec, *, allow_complex: bool = False) -> Any:
     """The whole tensor: a read-only memory map (``.npy``) or an array (HDF5).
 
     Integer data is converted to float64 (then it is read into memory).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(os.path.join(d, "x.npy"), np.ones((3, 4, 5)))
+    ...     X = open_serial(parse_input(os.path.join(d, "x.npy")))
+    ...     print(type(X).__name__, X.shape, X.dtype)
+    ...     del X
+    memmap (3, 4, 5) float64
     """
     _check_file(spec)
     if spec.dataset is None:
@@ -116,7 +141,16 @@ def open_serial(spec: InputSpec, *, allow_complex: bool = False) -> Any:
 
 
 def check_finite_blocks(X: Any, spec: InputSpec, block_entries: int = 1 << 22) -> None:
-    """Raise InputError on NaN or infinity, reading ``X`` in slabs (a memmap stays small)."""
+    """Raise InputError on NaN or infinity, reading ``X`` in slabs (a memmap stays small).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite_blocks(np.array([[1.0, np.inf]]), InputSpec("x.npy"))
+    Traceback (most recent call last):
+    ...
+    tensorpar.cli.data.InputError: x.npy: the data contains NaN or infinite values
+    """
     per_row = max(1, int(np.prod(X.shape[1:])))
     step = max(1, block_entries // per_row)
     for start in range(0, X.shape[0], step):
@@ -125,7 +159,22 @@ def check_finite_blocks(X: Any, spec: InputSpec, block_entries: int = 1 << 22) -
 
 
 def open_distributed(spec: InputSpec, comm: Any) -> Any:
-    """A :class:`~tensorpar.distributed.DistTensor`: each rank reads its own block (collective)."""
+    """A :class:`~tensorpar.distributed.DistTensor`: each rank reads its own block (collective).
+
+    Examples
+    --------
+    With one process the whole tensor is the block; under ``mpiexec -n 2``
+    the same lines give each rank half of the file.
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from mpi4py import MPI
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     np.save(os.path.join(d, "x.npy"), np.ones((4, 3, 2)))
+    ...     X = open_distributed(parse_input(os.path.join(d, "x.npy")), MPI.COMM_SELF)
+    >>> X.shape, X.local.shape
+    ((4, 3, 2), (4, 3, 2))
+    """
     from ..distributed import DistTensor
 
     # Every rank sees the same file system, so these checks agree without messages.
