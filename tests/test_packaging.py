@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -28,11 +29,19 @@ pytestmark = pytest.mark.skipif(
     reason="needs a source tree and the build and wheel packages (the test extra)")
 
 
+#: Left out of the copy that is built (a developer's tree may hold them).
+SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                              "_build", "generated", ".pytest_cache", "*.nbi", "*.nbc")
+
+
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory):
+    # Build from a copy, so that no build/ or egg-info is left in the source tree.
+    src = tmp_path_factory.mktemp("src") / "tensorpar"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=SKIP)
     out = tmp_path_factory.mktemp("dist")
     res = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out),
-                          str(ROOT)], capture_output=True, text=True, timeout=TIMEOUT)
+                          str(src)], capture_output=True, text=True, timeout=TIMEOUT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")

@@ -52,7 +52,7 @@ if mpiexec is not None:
 # %%
 # Both results, reloaded in Python:
 loaded = {name: tp.load(path) for name, path in runs.items()}
-for name, (cp, result) in loaded.items():
+for name, (_cp, result) in loaded.items():
     print(f"{name}: fit {result.fit:.12f} after {result.n_iter} iterations")
 plot_convergence([r for _, r in loaded.values()], labels=list(loaded))
 shutil.rmtree(folder)
