@@ -34,4 +34,5 @@ python -m pip install -q --disable-pip-version-check --no-deps --target "$DOCS_T
 # Run from docs/ so that the source tree is not on sys.path: tensorpar comes from the wheel.
 (cd docs && PYTHONPATH="$DOCS_TMP/site" MPLBACKEND=Agg NUMBA_NUM_THREADS=1 \
     python -m sphinx -W --keep-going -q -b html . _build/html)
+python scripts/check_docs.py docs/_build/html
 echo "docs built in docs/_build/html"
