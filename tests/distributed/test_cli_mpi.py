@@ -94,3 +94,19 @@ def test_bad_input_under_mpiexec_one_message(serial_only, data, tmp_path):
         assert len(errors) == 1 and errors[0].startswith("tensorpar: error:"), res.stderr
         assert msg in errors[0]
         assert "Traceback" not in res.stderr
+
+
+def test_save_gathers_a_dist_tt_to_one_rank(comm, tmp_path):
+    """``tensorpar.save`` of a DistTTTensor: collective gather, rank 0 writes (all rank counts)."""
+    from tensorpar.distributed import DistTTTensor
+
+    tt = tp.random_tt((6, 8, 7), [3, 2], seed=0)
+    x = DistTTTensor.scatter(tt if comm.rank == 0 else None, comm=comm)
+    folder = comm.bcast(str(tmp_path) if comm.rank == 0 else None, root=0)
+    path = tp.save(os.path.join(folder, "tt.npz"), x)
+    assert (path is not None) == (comm.rank == 0)
+    comm.Barrier()
+    back = tp.load(os.path.join(folder, "tt.npz"))
+    assert back.ranks == tt.ranks
+    for a, b in zip(back.cores, tt.cores):
+        np.testing.assert_array_equal(a, b)
