@@ -44,6 +44,15 @@ def mpi_world_size() -> int:
     return 1
 
 
+def _launcher_rank() -> int:
+    """This process's rank as the MPI launcher announced it (0 when none did)."""
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -191,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(getattr(args, "debug", False))
     comm = None
     root = True
+    if args.command == "info" and mpi_world_size() > 1 and _launcher_rank() != 0:
+        return 0  # ``mpiexec -n P tensorpar info F``: one report, from rank 0
     try:
         comm = _world(args.command)
         root = comm is None or comm.Get_rank() == 0
