@@ -166,6 +166,13 @@ def mode_dot(X: Any, M: Any, mode: int, transpose: bool = False) -> Any:
 
 
 def tensor_norm(X: Any) -> float:
-    """Frobenius norm of a dense tensor, without flattening copies."""
+    """Frobenius norm of a dense tensor, without flattening copies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tensor_norm(np.full((2, 2, 2), 0.5))
+    1.4142135623730951
+    """
     xp = get_array_module(X)
     return float(xp.linalg.norm(xp.ravel(X, order="K")))
