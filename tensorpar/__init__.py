@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from ._backend import get_array_module, resolve_engine
 from .cp.als import cp_als
+from .cp.compare import (
+                     cp_fix_signs,
+                     cp_model_fit,
+                     cp_relative_error,
+                     cp_sort_components,
+                     factor_match_score,
+)
 from .cp.result import CPALSResult
 from .cp.tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
+from .io import load, save
 from .mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 from .tt.construct import tt_from_function, tt_svd
 from .tt.cross import CrossResult, tt_cross
 from .tt.entry_sum import tt_entry_mean, tt_entry_sum
+from .tt.interop import tt_from_teneva, tt_from_tensorly, tt_to_teneva, tt_to_tensorly
 from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .tt.ops import (
                      tt_add,
@@ -74,4 +83,16 @@ __all__ = [
     "tt_svd",
     "ttm_matmat",
     "ttm_matvec",
+    # user-side helpers (issue 13)
+    "cp_fix_signs",
+    "cp_model_fit",
+    "cp_relative_error",
+    "cp_sort_components",
+    "factor_match_score",
+    "load",
+    "save",
+    "tt_from_teneva",
+    "tt_from_tensorly",
+    "tt_to_teneva",
+    "tt_to_tensorly",
 ]

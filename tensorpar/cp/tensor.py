@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +87,16 @@ class CPTensor:
         return f"CPTensor(shape={self.shape}, rank={self.rank}, dtype={self.dtype})"
 
     def copy(self) -> CPTensor:
-        """Deep copy."""
+        """Deep copy.
+
+        Examples
+        --------
+        >>> cp = random_cp((3, 4), 2, seed=0)
+        >>> c = cp.copy()
+        >>> c.factors[0][0, 0] = 99.0
+        >>> bool(cp.factors[0][0, 0] == 99.0)
+        False
+        """
         return CPTensor([f.copy() for f in self.factors], self.weights.copy())
 
     # -- algebra ------------------------------------------------------------
@@ -97,6 +106,14 @@ class CPTensor:
         Returns
         -------
         ndarray of shape ``self.shape``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = CPTensor([np.array([[1.0], [2.0]]), np.array([[3.0], [4.0]])])
+        >>> cp.to_dense()
+        array([[3., 4.],
+               [6., 8.]])
         """
         from ..dense import khatri_rao
 
@@ -108,7 +125,17 @@ class CPTensor:
         return xp.reshape(first @ rest.T, self.shape)
 
     def gram_hadamard(self, skip: int | None = None) -> Any:
-        """Hadamard product of the Gram matrices ``A_n^H A_n`` over modes ``n != skip``."""
+        """Hadamard product of the Gram matrices ``A_n^H A_n`` over modes ``n != skip``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = CPTensor([np.eye(2), 2 * np.eye(2)])
+        >>> cp.gram_hadamard(), cp.gram_hadamard(skip=1)
+        (array([[4., 0.],
+               [0., 4.]]), array([[1., 0.],
+               [0., 1.]]))
+        """
         xp = get_array_module(*self.factors)
         out = xp.ones((self.rank, self.rank), dtype=self.dtype)
         for n, f in enumerate(self.factors):
@@ -120,6 +147,13 @@ class CPTensor:
         """Frobenius norm, from the Gram matrices (never forms the dense tensor).
 
         ``||X||^2 = w^H (G_0 * G_1 * ... * G_{N-1}) w`` with ``G_n = A_n^H A_n``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = random_cp((5, 4, 3), 2, seed=0)
+        >>> bool(np.isclose(cp.norm(), np.linalg.norm(cp.to_dense())))
+        True
         """
         w = self.weights
         sq = float((w.conj() @ self.gram_hadamard() @ w).real)
@@ -132,6 +166,14 @@ class CPTensor:
         ``M = mttkrp(X, factors, 0)``, so the dense CP tensor is never formed.
         ``X`` may be a (nested) list: it is converted with ``numpy.asarray``
         (:func:`tensorpar.dense.as_array`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = random_cp((5, 4, 3), 2, seed=0)
+        >>> X = np.ones(cp.shape)
+        >>> bool(np.isclose(cp.inner(X), cp.to_dense().sum()))
+        True
         """
         from ..dense import as_array
         from ..mttkrp import mttkrp
@@ -150,6 +192,14 @@ class CPTensor:
 
         The column norms are absorbed into the weights. Zero columns stay zero
         and keep a zero weight.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = CPTensor([np.array([[3.0], [4.0]]), np.array([[2.0]])])
+        >>> n = cp.normalize()
+        >>> n.weights, n.factors[0].ravel()
+        (array([10.]), array([0.6, 0.8]))
         """
         xp = get_array_module(*self.factors)
         weights = self.weights.copy()
@@ -175,6 +225,18 @@ class CPTensor:
         -------
         float in [0, 1]
             The mean score over the matched components.
+
+        See Also
+        --------
+        tensorpar.factor_match_score : models of different ranks, the permutation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = random_cp((5, 4, 3), 2, seed=0)
+        >>> b = CPTensor([f[:, ::-1] for f in a.factors], a.weights[::-1])
+        >>> round(a.factor_match_score(b), 12)
+        1.0
         """
         from scipy.optimize import linear_sum_assignment
 
@@ -198,30 +260,86 @@ class CPTensor:
 
     # -- interoperability ---------------------------------------------------
     def to_tensorly(self) -> Any:
-        """Convert to :class:`tensorly.cp_tensor.CPTensor` (needs the ``peers`` extra)."""
+        """Convert to :class:`tensorly.cp_tensor.CPTensor` (needs the ``peers`` extra).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import tensorly as tl
+        >>> cp = random_cp((4, 3), 2, seed=0)
+        >>> bool(np.allclose(tl.cp_to_tensor(cp.to_tensorly()), cp.to_dense()))
+        True
+        """
         from .interop import cp_to_tensorly
 
         return cp_to_tensorly(self)
 
     @classmethod
     def from_tensorly(cls, cp: Any) -> CPTensor:
-        """Build from a tensorly CPTensor or a ``(weights, factors)`` pair."""
+        """Build from a tensorly CPTensor or a ``(weights, factors)`` pair.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> CPTensor.from_tensorly((np.ones(2), [np.ones((4, 2)), np.ones((3, 2))])).shape
+        (4, 3)
+        """
         from .interop import cp_from_tensorly
 
         return cp_from_tensorly(cp)
 
     def to_pyttb(self) -> Any:
-        """Convert to :class:`pyttb.ktensor` (needs the ``peers`` extra)."""
+        """Convert to :class:`pyttb.ktensor` (needs the ``peers`` extra).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cp = random_cp((4, 3), 2, seed=0)
+        >>> bool(np.allclose(cp.to_pyttb().full().data, cp.to_dense()))
+        True
+        """
         from .interop import cp_to_pyttb
 
         return cp_to_pyttb(self)
 
     @classmethod
     def from_pyttb(cls, kt: Any) -> CPTensor:
-        """Build from a :class:`pyttb.ktensor`."""
+        """Build from a :class:`pyttb.ktensor`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pyttb as ttb
+        >>> kt = ttb.ktensor([np.ones((4, 2)), np.ones((3, 2))], np.array([1.0, 2.0]))
+        >>> CPTensor.from_pyttb(kt).weights
+        array([1., 2.])
+        """
         from .interop import cp_from_pyttb
 
         return cp_from_pyttb(kt)
+
+    # -- unpacking as TensorLy's ``(weights, factors)`` pair ------------------
+    # TensorLy's functions (``tl.cp_to_tensor``, ``tl.cp_normalize``, ...) unpack
+    # their argument as ``weights, factors = cp``; these three make that work.
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate as ``(weights, factors)``, so ``weights, factors = cp`` works.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> weights, factors = CPTensor([np.ones((2, 1)), np.ones((3, 1))])
+        >>> weights, [f.shape for f in factors]
+        (array([1.]), [(2, 1), (3, 1)])
+        """
+        return iter((self.weights, self.factors))
+
+    def __len__(self) -> int:
+        """Always 2: the ``(weights, factors)`` pair."""
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        """``cp[0]`` is the weights, ``cp[1]`` the list of factors (TensorLy's order)."""
+        return (self.weights, self.factors)[index]
 
 
 def random_cp(shape: Sequence[int], rank: int, *, seed: Any = None,
@@ -239,8 +357,9 @@ def random_cp(shape: Sequence[int], rank: int, *, seed: Any = None,
 
     Examples
     --------
-    >>> random_cp((3, 4), 2, seed=0).shape
-    (3, 4)
+    >>> cp = random_cp((5, 4, 3), 2, seed=0)
+    >>> cp.shape, cp.rank, cp.weights
+    ((5, 4, 3), 2, array([1., 1.]))
     """
     from ..dense import check_shape
     from .state import check_seed

@@ -130,6 +130,19 @@ class DistTensor:
         The C-contiguous block ``X[J_0(p_0), ..., J_{N-1}(p_{N-1})]``.
     bounds : tuple of (int, int)
         ``(start, stop)`` of ``J_n(p_n)`` per mode.
+
+    Examples
+    --------
+    Every rank runs the same lines (``mpiexec -n 2 python script.py``); with
+    one process, as here, the block is the whole tensor. Under
+    ``mpiexec -n 2`` the grid is ``(2, 1, 1)`` and each rank's ``local`` has
+    shape ``(3, 5, 4)``.
+
+    >>> from tensorpar.distributed import DistTensor
+    >>> X = DistTensor.from_function(lambda i, j, k: i + 10.0 * j + 100.0 * k, (6, 5, 4))
+    >>> X.shape, X.grid.dims, X.local.shape, X.bounds[0]
+    ((6, 5, 4), (1, 1, 1), (6, 5, 4), (0, 6))
+    >>> X.free()
     """
 
     def __init__(self, local: Any, shape: Sequence[int], grid: ProcessGrid,
@@ -193,6 +206,17 @@ class DistTensor:
 
         The root packs the blocks in rank order and sends them with one
         ``Scatterv``; it needs memory for ``X`` and one packed copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar.distributed import DistTensor
+        >>> from tensorpar.distributed.comm import resolve_comm
+        >>> full = np.arange(24.0).reshape(4, 3, 2)
+        >>> X = DistTensor.scatter(full if resolve_comm().Get_rank() == 0 else None)
+        >>> bool(np.array_equal(X.local, full[slice(*X.bounds[0])]))
+        True
+        >>> X.free()
         """
         comm = grid.comm if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
         is_root = comm.Get_rank() == root
@@ -226,6 +250,14 @@ class DistTensor:
         ``fn`` receives open-mesh integer arrays (as :func:`numpy.ix_` makes
         them) and must return an array broadcastable to the block shape.
         ``dtype`` is taken in native byte order (``">f8"`` gives float64).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import DistTensor
+        >>> X = DistTensor.from_function(lambda i, j: 1.0 / (1 + i + j), (5, 4))
+        >>> round(float(X.local[0, 0]), 3), X.local.shape   # (3, 4) or (2, 4) at 2 ranks
+        (1.0, (5, 4))
+        >>> X.free()
         """
         err: BaseException | None = None
         want: Any = None
@@ -247,7 +279,19 @@ class DistTensor:
     @classmethod
     def from_cp(cls, cp: CPTensor, grid: Any = None,
                 comm: MPI.Comm | None = None) -> DistTensor:
-        """Each rank forms its block of the CP tensor ``cp`` (replicated on every rank)."""
+        """Each rank forms its block of the CP tensor ``cp`` (replicated on every rank).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import tensorpar as tp
+        >>> from tensorpar.distributed import DistTensor
+        >>> cp = tp.random_cp((6, 5, 4), 2, seed=0)
+        >>> X = DistTensor.from_cp(cp)
+        >>> bool(np.isclose(X.norm(), cp.norm()))
+        True
+        >>> X.free()
+        """
         from ..cp.tensor import CPTensor
 
         if not isinstance(cp, CPTensor):
@@ -264,7 +308,22 @@ class DistTensor:
 
         Big-endian data is converted to native byte order block by block. A
         missing, empty, truncated or 0-d file raises a ValueError naming the
-        file on every rank.
+        file on every rank. The file must be visible to every rank at ``path`` (a shared file
+        system). Integer data is converted to float64.
+
+        Examples
+        --------
+        Under ``mpiexec -n 2`` each rank reads half of the rows of this file.
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from tensorpar.distributed import DistTensor
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     np.save(os.path.join(d, "x.npy"), np.ones((6, 5, 4)))
+        ...     X = DistTensor.from_npy(os.path.join(d, "x.npy"))
+        >>> X.shape, round(X.norm() ** 2, 9)
+        ((6, 5, 4), 120.0)
+        >>> X.free()
         """
         data: Any = None
         err: BaseException | None = None
@@ -286,6 +345,20 @@ class DistTensor:
         read-only by every rank, no parallel HDF5 build is required.
         Big-endian data is converted to native byte order; a file that is not
         HDF5 (empty, truncated) or a 0-d dataset raises a ValueError on every rank.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import h5py
+        >>> import numpy as np
+        >>> from tensorpar.distributed import DistTensor
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     with h5py.File(os.path.join(d, "x.h5"), "w") as f:
+        ...         _ = f.create_dataset("/cube", data=np.ones((6, 5, 4), dtype=np.float32))
+        ...     X = DistTensor.from_hdf5(os.path.join(d, "x.h5"), "/cube")
+        >>> X.shape, X.dtype
+        ((6, 5, 4), dtype('float32'))
+        >>> X.free()
         """
         shape: Any = None
         err: BaseException | None = None
@@ -313,7 +386,18 @@ class DistTensor:
         return f"DistTensor(shape={self.shape}, grid={self.grid.dims}, dtype={self.dtype})"
 
     def gather(self, root: int = 0) -> Any:
-        """The whole tensor on ``root`` (None elsewhere); for small tensors."""
+        """The whole tensor on ``root`` (None elsewhere); for small tensors.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar.distributed import DistTensor
+        >>> X = DistTensor.from_function(lambda i, j: i * 10.0 + j, (3, 4))
+        >>> full = X.gather()          # None on the ranks other than 0
+        >>> full[2, 3]
+        np.float64(23.0)
+        >>> X.free()
+        """
         flat = C.gatherv(self.grid.cart, self.local.ravel(), root=root)
         if self.grid.rank != root:
             return None
@@ -328,13 +412,32 @@ class DistTensor:
         return out
 
     def norm(self) -> float:
-        """Frobenius norm (one allreduce of a scalar)."""
+        """Frobenius norm (one allreduce of a scalar).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import DistTensor
+        >>> X = DistTensor.from_function(lambda i, j: 2.0 + 0 * i * j, (3, 4))
+        >>> X.norm()
+        6.928203230275509
+        >>> X.free()
+        """
         xp = get_array_module(self.local)
         sq = xp.vdot(self.local.ravel(), self.local.ravel()).real
         return float(np.sqrt(float(C.allreduce(self.grid.cart, xp.reshape(xp.asarray(sq), (1,)))[0])))
 
     def inner(self, other: DistTensor) -> float | complex:
-        """``sum conj(self) * other`` over all entries (one allreduce of a scalar)."""
+        """``sum conj(self) * other`` over all entries (one allreduce of a scalar).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import DistTensor
+        >>> X = DistTensor.from_function(lambda i, j: 1.0 + 0 * i * j, (3, 4))
+        >>> Y = DistTensor.from_function(lambda i, j: 2.0 + 0 * i * j, (3, 4), grid=X.grid)
+        >>> X.inner(Y)
+        24.0
+        >>> X.free()
+        """
         if not isinstance(other, DistTensor):
             raise TypeError(f"other must be a DistTensor, got {type(other).__name__}")
         if other.shape != self.shape or other.grid.dims != self.grid.dims:
@@ -347,7 +450,14 @@ class DistTensor:
 
     # -- lifetime -----------------------------------------------------------
     def free(self) -> None:
-        """Free the grid when this tensor created it (collective)."""
+        """Free the grid when this tensor created it (collective).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import DistTensor
+        >>> with DistTensor.from_function(lambda i, j: i + j + 0.0, (3, 4)) as X:
+        ...     total = X.norm()           # the grid is freed on leaving the block
+        """
         if self._owns_grid:
             self.grid.free()
             self._owns_grid = False

@@ -79,6 +79,13 @@ def grid_cost(shape: Sequence[int], dims: Sequence[int], rank: int = 1) -> dict[
     Returns
     -------
     dict with ``words`` and ``messages`` per iteration.
+
+    Examples
+    --------
+    >>> grid_cost((1024, 1024, 1024), (4, 4, 4), rank=32)
+    {'words': 52131.9375, 'messages': 72.0}
+    >>> grid_cost((100, 100), (1, 1))
+    {'words': 0.0, 'messages': 0.0}
     """
     P = math.prod(dims)
     words, msgs = 0.0, 0.0
@@ -167,6 +174,19 @@ class ProcessGrid:
     Construction is collective over ``comm``. The grid owns ``cart``, the
     slice communicators and the fibre communicators (made on first use) and
     frees them in :meth:`free` (or on leaving a ``with`` block).
+    Construction is collective over ``comm``. The grid owns ``cart`` and the
+    slice communicators and frees them in :meth:`free` (or on leaving a
+    ``with`` block).
+
+    Examples
+    --------
+    Under ``mpiexec -n 2`` use ``dims=(2, 1)`` (or :meth:`for_shape`); with one
+    process every extent is 1:
+
+    >>> from tensorpar.distributed import ProcessGrid
+    >>> with ProcessGrid((1, 1)) as grid:
+    ...     print(grid.dims, grid.coords, grid.slice_comm(0).Get_size())
+    (1, 1) (0, 0) 1
     """
 
     def __init__(self, dims: Sequence[int], comm: MPI.Comm | None = None) -> None:
@@ -193,7 +213,15 @@ class ProcessGrid:
     @classmethod
     def for_shape(cls, shape: Sequence[int], comm: MPI.Comm | None = None,
                   rank: int = 1) -> ProcessGrid:
-        """The grid :func:`choose_grid` picks for ``shape`` on ``comm``."""
+        """The grid :func:`choose_grid` picks for ``shape`` on ``comm``.
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> with ProcessGrid.for_shape((100, 10, 10)) as grid:   # (2, 1, 1) on 2 ranks
+        ...     print(grid.ndim, grid.size)
+        3 1
+        """
         comm = resolve_comm(comm)
         return cls(choose_grid(shape, comm.Get_size(), rank), comm)
 
@@ -212,7 +240,15 @@ class ProcessGrid:
         return int(self.cart.Get_rank())
 
     def slice_comm(self, mode: int) -> MPI.Cartcomm:
-        """Ranks sharing this rank's coordinate in ``mode`` (size ``P / P_mode``)."""
+        """Ranks sharing this rank's coordinate in ``mode`` (size ``P / P_mode``).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> with ProcessGrid((1, 1)) as grid:       # on a (2, 2) grid: size 2
+        ...     print(grid.slice_comm(1).Get_size())
+        1
+        """
         self._check_alive()
         return self._slices[mode]
 
@@ -241,7 +277,15 @@ class ProcessGrid:
         return fibre
 
     def coords_of(self, rank: int) -> tuple[int, ...]:
-        """Grid coordinates of ``rank``."""
+        """Grid coordinates of ``rank``.
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> with ProcessGrid((1, 1, 1)) as grid:    # rank 1 of a (2, 1, 1) grid: (1, 0, 0)
+        ...     print(grid.coords_of(0))
+        (0, 0, 0)
+        """
         self._check_alive()
         return tuple(int(c) for c in self.cart.Get_coords(rank))
 
@@ -254,7 +298,16 @@ class ProcessGrid:
             raise ValueError("this ProcessGrid has been freed")
 
     def free(self) -> None:
-        """Free the communicators this grid created (collective; idempotent)."""
+        """Free the communicators this grid created (collective; idempotent).
+
+        Examples
+        --------
+        >>> from tensorpar.distributed import ProcessGrid
+        >>> grid = ProcessGrid((1,))
+        >>> grid.free(); grid.free()
+        >>> grid.cart is None
+        True
+        """
         if self.cart is None:
             return
         for sub in self._slices + [self._fibres[k] for k in sorted(self._fibres)]:

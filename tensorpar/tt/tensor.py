@@ -267,6 +267,38 @@ class TTTensor:
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
 
+    # -- interoperability ---------------------------------------------------
+    @classmethod
+    def from_tensorly(cls, tt: Any) -> TTTensor:
+        """Build from a TensorLy TT; see :func:`tensorpar.tt.interop.tt_from_tensorly`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorly.decomposition import tensor_train
+        >>> X = np.arange(24.0).reshape(2, 3, 4)
+        >>> TTTensor.from_tensorly(tensor_train(X, rank=[1, 2, 2, 1])).ranks
+        (1, 2, 2, 1)
+        """
+        from .interop import tt_from_tensorly
+
+        return tt_from_tensorly(tt)
+
+    def to_tensorly(self) -> Any:
+        """Convert to a TensorLy TT; see :func:`tensorpar.tt.interop.tt_to_tensorly`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import tensorly as tl
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> bool(np.allclose(tl.tt_to_tensor(x.to_tensorly()), x.to_dense()))
+        True
+        """
+        from .interop import tt_to_tensorly
+
+        return tt_to_tensorly(self)
+
 
 def check_tt(x: Any, name: str = "x") -> TTTensor:
     """Return ``x`` when it is a :class:`TTTensor`, else raise a TypeError naming ``name``.
