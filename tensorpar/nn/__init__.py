@@ -9,6 +9,21 @@ the products go through :mod:`tensorpar.tt`. Parallel layouts live in
 
 from __future__ import annotations
 
+# --- dense layers, activations, losses, optimizers (nn1) ---
+from .activation import GELU, ReLU, Sigmoid, Tanh
+from .attention import MultiheadAttention
+from .dropout import Dropout
+from .embedding import Embedding
+from .linear import Linear
+from .loss import MSELoss, SoftmaxCrossEntropy
 from .module import Module, Parameter, Sequential, load_state, save_state
+from .norm import LayerNorm
+from .optim import SGD, Adam, AdamW, WarmupCosine, clip_grad_norm
+from .transformer import FeedForward, TransformerBlock
 
-__all__ = ["Module", "Parameter", "Sequential", "load_state", "save_state"]
+__all__ = [
+    "GELU", "SGD", "Adam", "AdamW", "Dropout", "Embedding", "FeedForward", "LayerNorm", "Linear",
+    "MSELoss", "Module", "MultiheadAttention", "Parameter", "ReLU", "Sequential", "Sigmoid",
+    "SoftmaxCrossEntropy", "Tanh", "TransformerBlock", "WarmupCosine", "clip_grad_norm",
+    "load_state", "save_state",
+]
