@@ -27,3 +27,9 @@ __all__ = [
     "SoftmaxCrossEntropy", "Tanh", "TransformerBlock", "WarmupCosine", "clip_grad_norm",
     "load_state", "save_state",
 ]
+
+# --- TT/CP-compressed layers and recurrent layers (nn2) ---
+from .tt_init import tt_matrix_init  # noqa: E402
+from .tt_linear import TTCores, TTLinear  # noqa: E402
+
+__all__ += ["TTCores", "TTLinear", "tt_matrix_init"]
