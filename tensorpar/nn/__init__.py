@@ -33,3 +33,6 @@ from .tt_init import tt_matrix_init  # noqa: E402
 from .tt_linear import TTCores, TTLinear  # noqa: E402
 
 __all__ += ["TTCores", "TTLinear", "tt_matrix_init"]
+from .rnn import GRU, LSTM  # noqa: E402
+
+__all__ += ["GRU", "LSTM"]
