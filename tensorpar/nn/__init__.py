@@ -29,10 +29,10 @@ __all__ = [
 ]
 
 # --- TT/CP-compressed layers and recurrent layers (nn2) ---
+from .cp_linear import CPLinear  # noqa: E402
+from .rnn import GRU, LSTM  # noqa: E402
+from .tt_embedding import TTEmbedding  # noqa: E402
 from .tt_init import tt_matrix_init  # noqa: E402
 from .tt_linear import TTCores, TTLinear  # noqa: E402
 
-__all__ += ["TTCores", "TTLinear", "tt_matrix_init"]
-from .rnn import GRU, LSTM  # noqa: E402
-
-__all__ += ["GRU", "LSTM"]
+__all__ += ["CPLinear", "GRU", "LSTM", "TTCores", "TTEmbedding", "TTLinear", "tt_matrix_init"]

@@ -85,7 +85,8 @@ class RNNBase(Module):
                 self._tt_map(tt_input_shape, tt_hidden_shape, tt_rank, tt_implementation,
                              dtype, rng, xp)
             else:
-                setattr(self, f"weight_ih_l{k}", Parameter(uniform_init((G * H, fan_in), bound, rng, dtype, xp)))
+                setattr(self, f"weight_ih_l{k}",
+                        Parameter(uniform_init((G * H, fan_in), bound, rng, dtype, xp)))
             setattr(self, f"weight_hh_l{k}", Parameter(uniform_init((G * H, H), bound, rng, dtype, xp)))
             if bias:
                 setattr(self, f"bias_ih_l{k}", Parameter(uniform_init((G * H,), bound, rng, dtype, xp)))
@@ -95,9 +96,11 @@ class RNNBase(Module):
                 dtype: Any, rng: np.random.Generator, xp: ModuleType) -> None:
         if in_shape is None or hidden_shape is None or rank is None:
             raise ValueError("a TT input map needs tt_input_shape, tt_hidden_shape and tt_rank")
-        ins, hid = check_mode_shape(in_shape, "tt_input_shape"), check_mode_shape(hidden_shape, "tt_hidden_shape")
+        ins = check_mode_shape(in_shape, "tt_input_shape")
+        hid = check_mode_shape(hidden_shape, "tt_hidden_shape")
         if math.prod(ins) != self.input_size:
-            raise ValueError(f"tt_input_shape {ins} has product {math.prod(ins)}, input_size is {self.input_size}")
+            raise ValueError(f"tt_input_shape {ins} has product {math.prod(ins)}, "
+                             f"input_size is {self.input_size}")
         if math.prod(hid) != self.hidden_size:
             raise ValueError(f"tt_hidden_shape {hid} has product {math.prod(hid)}, "
                              f"hidden_size is {self.hidden_size}")
@@ -109,7 +112,7 @@ class RNNBase(Module):
         return None if p is None else p
 
     def _check(self, x: Any, hx: Any) -> tuple[Array, list[Array] | None]:
-        like = self.weight_hh_l0.data
+        like = self._parameters["weight_hh_l0"].data
         check_input(x, "x", like=like, features=self.input_size, min_ndim=3)
         if x.ndim != 3:
             raise ValueError(f"x must be 3-D ({'batch, seq' if self.batch_first else 'seq, batch'}, "
@@ -251,7 +254,7 @@ class GRU(RNNBase):
     def backward(self, grad_output: Array, grad_h_n: Array | None = None) -> Any:
         c = cached(self.cache, "GRU")
         H = self.hidden_size
-        like = self.weight_hh_l0.data
+        like = self._parameters["weight_hh_l0"].data
         check_grad(grad_output, (*c["out_shape"], H), like=like)
         dout = self._grad_seq(grad_output)
         T, B = dout.shape[:2]
@@ -350,7 +353,7 @@ class LSTM(RNNBase):
                  grad_c_n: Array | None = None) -> Any:
         c = cached(self.cache, "LSTM")
         H = self.hidden_size
-        like = self.weight_hh_l0.data
+        like = self._parameters["weight_hh_l0"].data
         check_grad(grad_output, (*c["out_shape"], H), like=like)
         dout = self._grad_seq(grad_output)
         T, B = dout.shape[:2]

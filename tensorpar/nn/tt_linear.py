@@ -298,6 +298,8 @@ class TTLinear(Module):
             p += g
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
+        if dX is None:  # unreachable: need_input defaults to True
+            raise RuntimeError("the TT-matrix VJP returned no input gradient")
         return get_array_module(dX).ascontiguousarray(dX.T).reshape(shape)
 
     def flops(self, batch: int) -> dict[str, int]:
@@ -309,7 +311,7 @@ class TTLinear(Module):
 
     def compression(self) -> float:
         """Dense weight parameters over TT weight parameters (biases not counted)."""
-        return self.in_features * self.out_features / sum(c.size for c in self.cores.data())
+        return float(self.in_features * self.out_features / sum(c.size for c in self.cores.data()))
 
     def __repr__(self) -> str:
         return (f"TTLinear(in_shape={self.in_shape}, out_shape={self.out_shape}, ranks={self.ranks}, "
