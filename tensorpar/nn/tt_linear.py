@@ -282,8 +282,9 @@ class TTLinear(Module):
         y = xp.ascontiguousarray(Y.T)
         if self.bias is not None:
             y += self.bias.data
-        self.cache = {"tape": tape, "shape": tuple(x.shape),
-                      "saved": [] if tape is None else tape.inputs + tape.merged}
+        saved = [] if tape is None else tape.inputs + [
+            m for (i, j), m in zip(tape.plan.groups, tape.merged) if j - i > 1]
+        self.cache = {"tape": tape, "shape": tuple(x.shape), "saved": saved}
         return y.reshape(*lead, self.out_features)
 
     def backward(self, grad_out: Array) -> Array:

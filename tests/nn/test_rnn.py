@@ -158,8 +158,21 @@ def test_float32_runs_in_float32():
     assert gru.backward(np.ones_like(out)).dtype == np.float32
 
 
+class FakeCupy:
+    dtype = np.dtype(np.float64)
+    ndim = 3
+    shape = (T, B, I)
+
+
+FakeCupy.__module__ = "cupy._core"
+
+
 def test_bad_input():
     gru = GRU(I, H, seed=0)
+    with pytest.raises(TypeError, match="x"):
+        gru(FakeCupy())
+    with pytest.raises(TypeError, match="x has dtype float32"):
+        gru(np.ones((T, B, I), np.float32))
     with pytest.raises(ValueError, match="x must have 5 features"):
         gru(np.ones((T, B, I + 1)))
     with pytest.raises(ValueError, match="x must be 3-D"):
