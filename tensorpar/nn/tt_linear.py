@@ -282,8 +282,7 @@ class TTLinear(Module):
         y = xp.ascontiguousarray(Y.T)
         if self.bias is not None:
             y += self.bias.data
-        saved = [] if tape is None else tape.inputs + [
-            m for (i, j), m in zip(tape.plan.groups, tape.merged) if j - i > 1]
+        saved = [] if tape is None else tape.inputs + [a for steps in tape.merge_steps for a in steps[1:]]
         self.cache = {"tape": tape, "shape": tuple(x.shape), "saved": saved}
         return y.reshape(*lead, self.out_features)
 

@@ -59,7 +59,7 @@ class TTMatmatTape:
     merge_steps: list[list[Array]]
     inputs: list[Array] = field(default_factory=list)
 
-    def nbytes(self) -> int:
+    def kept_bytes(self) -> int:
         """Bytes held: step inputs and merged cores (the original cores not counted)."""
         arrays = self.inputs + [a for steps in self.merge_steps for a in steps[1:]]
         return sum(int(a.nbytes) for a in arrays)

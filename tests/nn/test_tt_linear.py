@@ -106,6 +106,17 @@ def test_init_gives_target_variance(init):
         tt_target_variance(1, 1, "xavier")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("implementation", ["sweep", "factorized", "reconstructed"])
+def test_saved_bytes_match_the_memory_model(implementation):
+    lay = TTLinear((2, 3, 2, 2), (3, 2, 2, 2), rank=3, implementation=implementation, seed=0)
+    lay(np.ones((5, 24)))
+    plan = lay.plan(5)
+    assert lay.saved_bytes() == 8 * plan.saved_elements == lay.cache["tape"].kept_bytes()
+    lay.eval()
+    lay(np.ones((5, 24)))
+    assert lay.saved_bytes() == 0
+
+
 def test_float32_layer():
     lay = TTLinear(IN, OUT, rank=2, dtype=np.float32, seed=0)
     x = np.ones((2, 12), np.float32)
