@@ -152,3 +152,12 @@ def test_batch_shards_add_up():
         parts.append(ttm_matmat_vjp(ts, G[:, cols])[1])
     for k in range(4):
         np.testing.assert_allclose(parts[0][k] + parts[1][k], full[k], rtol=1e-12, atol=1e-12)
+
+
+def test_forward_and_vjp_shape_errors():
+    A = _ttm(np, ROWS, COLS, (1, 2, 2, 2, 1), 8)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, B\) with N = 36"):
+        ttm_matmat_forward(A.cores, np.ones((35, 2)))
+    _, tape = ttm_matmat_forward(A.cores, np.ones((36, 2)))
+    with pytest.raises(ValueError, match=r"grad_Y must have shape \(48, 2\)"):
+        ttm_matmat_vjp(tape, np.ones((48, 3)))

@@ -190,6 +190,10 @@ def ttm_matmat_forward(cores: Sequence[Array], X: Array,
     True
     """
     xp = get_array_module(X, *cores)
+    N = int(np.prod([c.shape[2] for c in cores]))
+    if X.ndim != 2 or X.shape[0] != N:
+        raise ValueError(f"X must have shape (N, B) with N = {N} (the product of the column modes), "
+                         f"got {tuple(X.shape)}")
     B = int(X.shape[1])
     dtype = np.result_type(X.dtype, *[c.dtype for c in cores])
     if not isinstance(plan, TTMatmatPlan):
@@ -244,12 +248,17 @@ def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
     """
     plan = tape.plan
     xp = get_array_module(grad_Y, *tape.cores)
-    B = int(grad_Y.shape[1])
+    first, last = tape.inputs[0], tape.inputs[-1]
+    B = first.shape[0] * first.shape[1] * first.shape[2] // int(np.prod([c.shape[2] for c in tape.cores]))
+    M = int(np.prod([c.shape[1] for c in tape.cores]))
+    if tuple(grad_Y.shape) != (M, B):
+        raise ValueError(f"grad_Y must have shape {(M, B)} (that of the forward output), "
+                         f"got {tuple(grad_Y.shape)}")
     order = list(range(len(tape.merged)))
     if plan.direction == "right":
         order.reverse()
     grad_merged: list[Array] = [None] * len(order)
-    G = xp.ascontiguousarray(grad_Y, dtype=tape.inputs[-1].dtype)
+    G = xp.ascontiguousarray(grad_Y, dtype=last.dtype)
     for step in range(len(order) - 1, -1, -1):
         g, Z = order[step], tape.inputs[step]
         C = _step_matrix(tape.merged[g], plan.direction)
