@@ -68,8 +68,8 @@ def attention_forward(q: Array, k: Array, v: Array, causal: bool) -> tuple[Array
     xp = get_array_module(q, k, v)
     s = q.shape[-2]
     scores = (q @ xp.swapaxes(k, -1, -2)) * q.dtype.type(1 / math.sqrt(q.shape[-1]))
-    if causal:
-        scores[..., xp.triu(xp.ones((s, s), dtype=bool), k=1)] = -xp.inf
+    if causal:  # an additive mask: plain broadcasting, the same on numpy and cupy
+        scores += xp.triu(xp.full((s, s), -xp.inf, dtype=scores.dtype), k=1)
     scores -= scores.max(axis=-1, keepdims=True)
     probs = xp.exp(scores, out=scores)
     probs /= probs.sum(axis=-1, keepdims=True)

@@ -186,12 +186,35 @@ class Module:
                 yield from mod.named_parameters(f"{prefix}.{mod_name}" if prefix else mod_name)
 
     def parameters(self) -> list[Parameter]:
-        """Every parameter, in the order of :meth:`named_parameters`."""
-        return [p for _, p in self.named_parameters()]
+        """Every parameter once, in the order of :meth:`named_parameters`.
+
+        A parameter shared by two sub-modules (tied weights) is listed once, so
+        an optimizer updates it once with the gradients both accumulated;
+        :meth:`named_parameters` and :meth:`state_dict` list it under each name,
+        as PyTorch's ``state_dict`` does.
+        """
+        seen: set[int] = set()
+        out = []
+        for _, p in self.named_parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
         return sum(p.size for p in self.parameters())
+
+    def parameter_bytes(self) -> int:
+        """Bytes of the parameter values (the gradients take as many again).
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> Linear(4, 3, seed=0).parameter_bytes()  # (12 + 3) float64
+        120
+        """
+        return sum(int(p.data.nbytes) for p in self.parameters())
 
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero (in place)."""

@@ -54,6 +54,20 @@ class Optimizer:
     params : iterable of Parameter, or a Module (its parameters)
     lr : float
         Learning rate (>= 0).
+
+    Examples
+    --------
+    A training step with any optimizer:
+
+    >>> import numpy as np
+    >>> from tensorpar.nn import Linear, MSELoss
+    >>> model, loss = Linear(3, 1, seed=0), MSELoss()
+    >>> opt = SGD(model, lr=0.1)
+    >>> x, y = np.ones((4, 3)), np.zeros((4, 1))
+    >>> before = loss(model(x), y)
+    >>> opt.zero_grad(); _ = model.backward(loss.backward()); opt.step()
+    >>> loss(model(x), y) < before, opt.step_count
+    (True, 1)
     """
 
     def __init__(self, params: Iterable[Parameter] | Module, lr: float) -> None:

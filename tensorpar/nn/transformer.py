@@ -156,7 +156,8 @@ class TransformerBlock(Module):
         self.dropout2 = Dropout(dropout, seed=_seed(rng))
 
     def forward(self, x: Array) -> Array:
-        check_input(x, "x", features=self.embed_dim, min_ndim=3)
+        params = self.parameters()
+        check_input(x, "x", like=params[0].data if params else None, features=self.embed_dim, min_ndim=3)
         h = x + self.dropout1(self.self_attn(self.norm1(x)))
         self.cache = {"shape": tuple(x.shape), "like": x[:0]}
         return h + self.dropout2(self.ff(self.norm2(h)))

@@ -147,3 +147,23 @@ def test_linear_array_modules(xp):
     if xp is not np:
         with pytest.raises(TypeError, match="mix numpy and cupy"):
             lin(x)
+
+
+def test_tied_parameters_listed_once():
+    a, b = Linear(3, 3, seed=0), Linear(3, 3, seed=1)
+    b.weight = a.weight  # weight tying (re-registered, so it now follows b.bias)
+    net = Sequential(a, b)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias", "1.bias", "1.weight"]
+    assert len(net.parameters()) == 3 and net.num_parameters() == 9 + 3 + 3
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    assert_gradients(net, x, params=False)
+    net.zero_grad()
+    net(x)
+    net.backward(np.ones((2, 3)))
+    # both uses accumulate into the one gradient: compare with two untied copies
+    a2, b2 = Linear(3, 3, seed=0), Linear(3, 3, seed=0)
+    b2.bias.data[...] = b.bias.data
+    untied = Sequential(a2, b2)
+    untied(x)
+    untied.backward(np.ones((2, 3)))
+    np.testing.assert_allclose(a.weight.grad, a2.weight.grad + b2.weight.grad, rtol=1e-14)
