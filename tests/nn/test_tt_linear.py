@@ -165,3 +165,16 @@ def test_bad_input():
     lay(np.ones((2, 12)))
     with pytest.raises(RuntimeError, match="eval mode"):
         lay.backward(np.ones_like(y))
+
+
+def test_tt_factory_in_a_transformer_block():
+    from tensorpar.nn import TransformerBlock, tt_factory
+    from tensorpar.nn.tt_linear import tt_modes
+
+    assert tt_modes(48, 3) == (4, 4, 3) and tt_modes(1, 2) == (1, 1)
+    block = TransformerBlock(12, 2, 24, linear=tt_factory(2, d=2, seed=0), seed=1)
+    tt_names = [n for n, _ in block.named_parameters() if ".cores." in n]
+    assert len(tt_names) == 4 * 2   # four linear maps, two cores each
+    x = np.random.default_rng(2).standard_normal((2, 3, 12))
+    res = assert_gradients(block, x)
+    assert all(name in res for name in tt_names)
