@@ -6,8 +6,10 @@ computes ``Y = A X`` of shape ``(M, B)`` by the plan of
 :mod:`tensorpar.tt.matrix_plan` and keeps, in a :class:`TTMatmatTape`, the
 partial contractions of the sweep (the input of every step) and the merged
 super-cores. :func:`ttm_matmat_vjp` takes ``dL/dY`` and returns ``dL/dX`` and
-``dL/dG_k`` for every core, reusing what the tape holds: no step of the
-forward is recomputed. A neural-net layer ``y = x W^T`` with ``W = A`` and a
+``dL/dG_k`` for every core, reusing what the tape holds: no contraction of
+the forward is recomputed (only the small step matrices are laid out again).
+For complex data the products are the plain transposes (no conjugation):
+``dX = A^T dY``. A neural-net layer ``y = x W^T`` with ``W = A`` and a
 batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x.T``.
 
 Every step is a stacked GEMM ``Y_g = C_g @ Z_g`` (see
