@@ -77,13 +77,16 @@ def run_linear(args: argparse.Namespace, dgemm: float) -> list[dict[str, Any]]:
                 "rank": r, "path": impl, "groups": str(plan.groups), "dir": plan.direction,
                 "ms": 1e3 * t, "dense ms": 1e3 * t_dense, "speed-up": t_dense / t,
                 "model": dense_flops / flops, "of model": (t_dense / t) / (dense_flops / flops),
-                "issue model": issue_model, "GFLOP/s": flops / t / 1e9, "of DGEMM": flops / t / dgemm,
+                "issue model": issue_model, "of issue model": (t_dense / t) / issue_model,
+                "GFLOP/s": flops / t / 1e9, "of DGEMM": flops / t / dgemm,
             })
         best = min(times["factorized"], times["reconstructed"])
         rows[-1]["auto / best"] = times["auto"] / best
         for row in rows[-4:]:
             if row["path"] == "factorized" and r in (4, 8):
-                row["target met"] = row["of model"] >= 0.5 and row["of DGEMM"] >= 0.3
+                # the issue's targets: >= 50 % of its sweep model (6x at rank 4, 1.8x at rank 8)
+                # and >= 30 % of DGEMM for the flops the plan actually does
+                row["target met"] = row["of issue model"] >= 0.5 and row["of DGEMM"] >= 0.3
         rows[-1]["target met"] = rows[-1]["auto / best"] <= 1.1
         print(f"rank {r}: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in times.items())
               + f", dense {1e3 * t_dense:.1f} ms", flush=True)
@@ -142,7 +145,7 @@ def main() -> None:
         gru = run_gru(args)
         dgemm_after = dgemm_rate(512 if args.quick else 2048, repeat=3 if args.quick else 5)
     print_table(linear, ["rank", "path", "groups", "dir", "ms", "dense ms", "speed-up", "model",
-                         "of model", "issue model", "GFLOP/s", "of DGEMM", "auto / best", "target met"],
+                         "of model", "issue model", "of issue model", "GFLOP/s", "of DGEMM", "auto / best", "target met"],
                 title="TTLinear forward + backward (model = dense FLOPs / plan FLOPs)")
     print_table(gru, ["model", "case", "ms per step", "parameters", "parameter MB",
                       "input-map parameters", "speed-up", "memory ratio"],
