@@ -291,14 +291,14 @@ def run_extras(args: argparse.Namespace, dgemm: float) -> list[dict[str, Any]]:
     A = tp.TTMatrix.from_tt(tp.random_tt([a * b for a, b in zip(rows_, cols)], 4, seed=rng),
                             rows_, cols)
     B = rng.standard_normal((A.shape[1], 256))
-    t = _time(lambda: tp.ttm_matmat(A, B), args)
+    t = _time(lambda: A.matmat(B), args)
     D = A.to_dense()
     t_dense = _time(lambda: D @ B, args)
-    rows.append({"op": "ttm_matmat", "case": "1024x1024 r=4, B=256", "ms": 1e3 * t,
+    rows.append({"op": "TTMatrix.matmat", "case": "1024x1024 r=4, B=256", "ms": 1e3 * t,
                  "dense GEMM ms": 1e3 * t_dense})
     xv = tp.random_tt(cols, 8, seed=rng)
-    t = _time(lambda: tp.ttm_matvec(A, xv), args)
-    rows.append({"op": "ttm_matvec", "case": "r_A=4, r_x=8", "ms": 1e3 * t})
+    t = _time(lambda: A.matvec(xv), args)
+    rows.append({"op": "TTMatrix.matvec", "case": "r_A=4, r_x=8", "ms": 1e3 * t})
     xe = tp.random_tt((32,) * 10, 16, seed=rng)
     idx = rng.integers(0, 32, (20000, 10))
     for engine in ("numba", "numpy"):

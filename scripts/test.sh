@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite:
-#   0. ruff (lint);
+#   0. ruff (lint) and mypy --strict on tensorpar/;
 #   1. pytest serially (every test, including the nvcc compile of each .cu file);
 #   2. the MPI tests (marker `mpi`) under mpiexec -n 2, 3 and 4, one thread per rank;
 #   3. the Sphinx docs, warnings as errors, built from a wheel installed outside
@@ -12,6 +12,9 @@ cd "$ROOT"
 
 echo "=== ruff (lint)"
 python -m ruff check -q tensorpar kernels tests benchmarks examples docs
+
+echo "=== mypy --strict (configuration in pyproject.toml)"
+python -m mypy
 
 echo "=== pytest (serial)"
 python -m pytest -q --doctest-modules tensorpar tests "$@"

@@ -21,7 +21,6 @@ from tensorpar import (  # noqa: E402  # noqa: E402
     tt_round,
     tt_scale,
     tt_sub,
-    ttm_matvec,
 )
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.distributed.grid import block_bounds  # noqa: E402
@@ -237,7 +236,7 @@ def test_matvec_with_replicated_tt_matrix(comm):
     x, _, X, _ = _pair(shape, comm)
     with C.count_traffic() as c:
         Y = dist_ttm_matvec(A, X)
-    ser = ttm_matvec(A, x)
+    ser = A.matvec(x)
     assert Y.shape == rows and Y.ranks == ser.ranks
     _close(Y.gather(), ser)
     want = sum(core.nbytes for core in x.cores)
