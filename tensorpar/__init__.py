@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._backend import get_array_module, resolve_engine
 from .cp.als import cp_als
+from .cp.rand import cp_rand
 from .cp.result import CPALSResult
 from .cp.tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
@@ -43,6 +44,7 @@ __all__ = [
     "CPTensor",
     "TTTensor",
     "cp_als",
+    "cp_rand",
     "fold",
     "get_array_module",
     "khatri_rao",
