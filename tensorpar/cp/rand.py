@@ -100,10 +100,10 @@ def check_rand_options(rank: Any, *, n_samples: Any, max_iter: Any = 100, tol: A
 
     Examples
     --------
-    >>> check_rand_options(8, n_samples=5)
+    >>> check_rand_options(8, n_samples=5)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: n_samples=5 is smaller than rank=8: every sampled least-squares problem would be underdetermined
+    ValueError: n_samples=5 is smaller than rank=8: every sampled least-squares problem ...
     """
     als = check_als_options(rank, max_iter=max_iter, tol=tol, callback=callback, verbose=verbose)
     if n_samples is None:

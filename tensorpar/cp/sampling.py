@@ -16,7 +16,7 @@ the same samples):
   ``Z_n`` is equally likely (the paper's CPRAND without its mixing step);
 * ``"leverage"``: each ``i_k`` drawn with probability proportional to the
   leverage score of row ``i_k`` of ``A_k`` (squared row norm of an
-  orthonormal basis of its columns). The product of these bounds the
+  orthonormal basis of its column space). The product of these bounds the
   leverage score of the Khatri-Rao row (Larsen and Kolda, SIMAX 43(3), 2022,
   the scheme of TensorLy's ``randomised_parafac``); sampled rows are
   reweighted by ``1 / sqrt(S p_j)`` so that the sampled normal equations are
@@ -47,8 +47,11 @@ SAMPLINGS: tuple[str, ...] = ("uniform", "leverage")
 def leverage_probabilities(A: Array) -> np.ndarray:
     """Sampling probabilities of the rows of ``A`` proportional to their leverage scores.
 
-    The leverage score of row ``i`` is ``||Q[i]||^2`` for ``A = QR`` (reduced
-    QR); they sum to ``min(I, R)``. A zero factor gets uniform probabilities.
+    The leverage score of row ``i`` is ``||U[i]||^2`` for ``U`` an
+    orthonormal basis of the column space of ``A`` (the left singular vectors
+    of the singular values above ``max(I, R) eps s_max``, so a rank-deficient
+    factor counts only its true directions); the scores sum to the rank. A
+    zero factor gets uniform probabilities.
 
     Parameters
     ----------
@@ -64,14 +67,17 @@ def leverage_probabilities(A: Array) -> np.ndarray:
     >>> import numpy as np
     >>> leverage_probabilities(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
     array([0.5, 0.5, 0. ])
+    >>> leverage_probabilities(np.zeros((4, 2)))
+    array([0.25, 0.25, 0.25, 0.25])
     """
     xp = get_array_module(A)
-    q = xp.linalg.qr(A.astype("float64", copy=False))[0]
-    scores = to_numpy(xp.sum(q * q, axis=1))
-    total = float(scores.sum())
-    if not total > 0 or not math.isfinite(total):
+    u, sv, _ = xp.linalg.svd(A.astype("float64", copy=False), full_matrices=False)
+    sv = to_numpy(sv)
+    keep = int(np.count_nonzero(sv > max(A.shape) * np.finfo(np.float64).eps * sv.max(initial=0)))
+    if keep == 0 or not math.isfinite(float(sv[0])):
         return np.full(A.shape[0], 1.0 / A.shape[0])
-    return np.asarray(scores / total, dtype=np.float64)
+    scores = to_numpy(xp.sum(u[:, :keep] ** 2, axis=1))
+    return np.asarray(scores / scores.sum(), dtype=np.float64)
 
 
 def draw_rows(factors: Sequence[Array], skip: int, n_samples: int, rng: np.random.Generator,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
     from . import comm
     from .comm import agree, check_all
     from .cp import DistCPModel, cp_als, dist_cp_als
+    from .cp_rand import dist_cp_rand
     from .dist_tensor import DistTensor
     from .errors import collective_guard
     from .grid import ProcessGrid, choose_grid, grid_cost
@@ -64,6 +65,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DistCPModel": ("cp", "DistCPModel"),
     "cp_als": ("cp", "cp_als"),
     "dist_cp_als": ("cp", "dist_cp_als"),
+    "dist_cp_rand": ("cp_rand", "dist_cp_rand"),
     "DistTensor": ("dist_tensor", "DistTensor"),
     "ProcessGrid": ("grid", "ProcessGrid"),
     "choose_grid": ("grid", "choose_grid"),
@@ -89,6 +91,7 @@ __all__ = [
     "DistTensor", "DistTTTensor", "factor_blocks", "grid_cost", "owned_rows", "ProcessGrid",
     "tsqr",
 ]
+__all__ += ["dist_cp_rand"]
 
 
 def __getattr__(name: str) -> Any:
