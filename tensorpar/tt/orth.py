@@ -29,6 +29,7 @@ from typing import Any
 from .._backend import get_array_module
 from .._linalg import gram_cholesky, matmul, norm, orth, orth_rows, truncated_svd
 from .._typing import Array, Direction
+from .._validation import MaxRank, bond_limit
 from .scale import normalize_cores
 from .tensor import TTTensor
 
@@ -273,7 +274,7 @@ def tt_orthogonalize(x: TTTensor, direction: Direction = "left") -> TTTensor:
 
 # -- sweep primitives of rounding ---------------------------------------------
 def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
-                   max_rank: int | None = None) -> list[Array]:
+                   max_rank: MaxRank = None) -> list[Array]:
     """Truncate an orthogonalized train by one sweep of truncated SVDs.
 
     Parameters
@@ -285,7 +286,9 @@ def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
     delta : float
         Absolute threshold per bond: the discarded singular values of each
         unfolding have 2-norm at most ``delta``.
-    max_rank : int, optional
+    max_rank : int or sequence of int, optional
+        One bound for every bond, or ``d - 1`` (``max_rank[k]`` for the bond
+        between cores ``k`` and ``k + 1``).
 
     Returns
     -------
@@ -306,13 +309,14 @@ def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
     if direction == "left":
         for k in range(d - 1):
             r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, max_rank)
+            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, bond_limit(max_rank, k))
             cores[k] = u.reshape(r, n, u.shape[1])
             cores[k + 1] = absorb_left(s[:, None] * vh, cores[k + 1])
     else:
         for k in range(d - 1, 0, -1):
             r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta, max_rank)
+            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta,
+                                     bond_limit(max_rank, k - 1))
             cores[k] = vh.reshape(vh.shape[0], n, q)
             cores[k - 1] = absorb_right(cores[k - 1], u * s[None, :])
     return cores
