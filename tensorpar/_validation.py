@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypeAlias, overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -19,9 +19,6 @@ from ._backend import get_array_module
 #: dtypes the kernels are built for.
 SUPPORTED_DTYPES = (np.float32, np.float64, np.complex64, np.complex128)
 REAL_DTYPES = (np.float32, np.float64)
-
-#: A TT rank bound as the algorithms take it: one int for every bond, one per bond, or None.
-MaxRank: TypeAlias = "int | Sequence[int] | None"
 
 
 def check_dtype(x: Any, name: str, allowed: Sequence[type] = SUPPORTED_DTYPES) -> None:
@@ -225,19 +222,6 @@ def check_max_rank(max_rank: Any, name: str = "max_rank",
                          f"d + 1 = {ndim + 1} TT ranks with ones at the ends) for {ndim} cores, "
                          f"got {len(values)} values")
     return tuple(check_positive_int(v, f"{name}[{k}]") for k, v in enumerate(values))
-
-
-def bond_limit(max_rank: MaxRank, bond: int) -> int | None:
-    """The limit of bond ``bond`` (between cores ``bond`` and ``bond + 1``) under ``max_rank``.
-
-    Examples
-    --------
-    >>> bond_limit(None, 0), bond_limit(4, 2), bond_limit((2, 5, 3), 1)
-    (None, 4, 5)
-    """
-    if max_rank is None or isinstance(max_rank, (int, np.integer)):
-        return None if max_rank is None else int(max_rank)
-    return int(max_rank[bond])
 
 
 def check_scalar(alpha: Any, name: str = "alpha") -> complex | float:

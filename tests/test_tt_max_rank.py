@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import tensorpar as tp
-from tensorpar._validation import bond_limit, check_max_rank
+from tensorpar._validation import check_max_rank
+from tensorpar.tt.orth import bond_limit
 from tensorpar.tt.rounding_rand import draw_sketch
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from .._backend import get_array_module
 from .._linalg import left_svd
-from .._validation import as_float_array, bond_limit, check_eps, check_finite, check_max_rank
+from .._validation import as_float_array, check_eps, check_finite, check_max_rank
+from .orth import bond_limit
 from .scale import restore_pow2, scale_exponent, times_pow2
 from .tensor import TTTensor
 

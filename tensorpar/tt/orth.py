@@ -24,18 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from .._backend import get_array_module
 from .._linalg import gram_cholesky, matmul, norm, orth, orth_rows, truncated_svd
 from .._typing import Array, Direction
-from .._validation import MaxRank, bond_limit
 from .scale import normalize_cores
 from .tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale", "zero_train", "truncate_sweep",
-           "implicit_left_sweep", "orthonormal_sweep"]
+           "implicit_left_sweep", "orthonormal_sweep", "MaxRank", "bond_limit"]
+
+#: A TT rank bound as the truncations take it: one int for every bond, one per bond
+#: (``max_rank[k]`` between cores ``k`` and ``k + 1``), or None (checked and put in this
+#: form by :func:`tensorpar._validation.check_max_rank`).
+MaxRank: TypeAlias = "int | Sequence[int] | None"
 
 #: ``factor(k, core)``: QR (LQ) of core ``k`` in an orthonormal sweep (see :func:`orthonormal_sweep`).
 FactorHook = Callable[[int, Array], tuple[Array, Array]]
@@ -270,6 +274,21 @@ def tt_orthogonalize(x: TTTensor, direction: Direction = "left") -> TTTensor:
     """
     y, log_norm = tt_orthonormalize(x, direction)
     return TTTensor(apply_log_scale(y.cores, log_norm, -1 if direction == "left" else 0))
+
+
+def bond_limit(max_rank: MaxRank, bond: int) -> int | None:
+    """The limit of bond ``bond`` (between cores ``bond`` and ``bond + 1``) under ``max_rank``.
+
+    Examples
+    --------
+    >>> bond_limit(None, 0), bond_limit(4, 2), bond_limit((2, 5, 3), 1)
+    (None, 4, 5)
+    """
+    if max_rank is None:
+        return None
+    if isinstance(max_rank, Sequence):
+        return int(max_rank[bond])
+    return int(max_rank)  # an int (numpy integers included)
 
 
 # -- sweep primitives of rounding ---------------------------------------------

@@ -50,9 +50,16 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import matmul, truncated_svd
 from .._typing import Array, RoundMethod
-from .._validation import MaxRank, bond_limit, check_eps, check_max_rank, check_positive_int
+from .._validation import check_eps, check_max_rank, check_positive_int
 from .ops import check_summands, tt_sum
-from .orth import absorb_right, apply_log_scale, implicit_left_sweep, zero_train
+from .orth import (
+    MaxRank,
+    absorb_right,
+    apply_log_scale,
+    bond_limit,
+    implicit_left_sweep,
+    zero_train,
+)
 from .rounding_gram import round_gram
 from .rounding_rand import draw_sketch, round_randomized
 from .scale import normalize_cores, restore_pow2

@@ -35,8 +35,7 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import ct, eigh, matmul, svd, truncation_rank
 from .._typing import Array
-from .._validation import MaxRank, bond_limit
-from .orth import absorb_left, apply_log_scale
+from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit
 
 __all__ = ["round_gram", "gram_step_right", "gram_left", "bond_transforms"]
 

@@ -33,8 +33,7 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import ct, matmul, norm, orth
 from .._typing import Array
-from .._validation import MaxRank, bond_limit
-from .orth import absorb_left, apply_log_scale, truncate_sweep
+from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit, truncate_sweep
 from .tensor import TTTensor, random_tt
 
 __all__ = ["round_randomized", "sketch_step_right", "draw_sketch", "truncate_right"]

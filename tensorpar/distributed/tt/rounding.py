@@ -39,8 +39,8 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import ct, matmul, norm, truncated_svd
 from ..._typing import Array, Direction, RoundMethod, Tree
-from ..._validation import MaxRank, bond_limit, check_max_rank
-from ...tt.orth import FactorHook, absorb_right, apply_log_scale, orthonormal_sweep
+from ..._validation import check_max_rank
+from ...tt.orth import FactorHook, MaxRank, absorb_right, apply_log_scale, bond_limit, orthonormal_sweep
 from ...tt.rounding import check_round_options
 from ...tt.rounding_gram import round_gram
 from ...tt.rounding_rand import draw_sketch, round_randomized

@@ -47,7 +47,8 @@ import numpy as np
 
 from ..._backend import get_array_module
 from ..._linalg import truncation_rank
-from ..._validation import bond_limit, check_eps, check_finite, check_max_rank
+from ..._validation import check_eps, check_finite, check_max_rank
+from ...tt.orth import bond_limit
 from ...tt.scale import restore_pow2, scale_exponent, times_pow2
 from .. import comm as C
 from ..dist_tensor import DistTensor
