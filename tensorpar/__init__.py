@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from ._backend import get_array_module, resolve_engine
 from .cp.als import cp_als
-from .cp.compare import (
-                     cp_fix_signs,
-                     cp_model_fit,
-                     cp_relative_error,
-                     cp_sort_components,
-                     factor_match_score,
-)
+from .cp.compare import (cp_fix_signs, cp_model_fit, cp_relative_error, cp_sort_components,
+                         factor_match_score)
+from .cp.rand import cp_rand
 from .cp.result import CPALSResult
 from .cp.tensor import CPTensor, random_cp
 from .dense import fold, khatri_rao, mode_dot, tensor_norm, unfold
@@ -52,6 +48,7 @@ __all__ = [
     "CPTensor",
     "TTTensor",
     "cp_als",
+    "cp_rand",
     "fold",
     "get_array_module",
     "khatri_rao",

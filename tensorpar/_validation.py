@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -164,11 +164,64 @@ def check_eps(eps: Any, name: str = "eps") -> float:
     return value
 
 
-def check_max_rank(max_rank: Any, name: str = "max_rank") -> int | None:
-    """Return ``max_rank`` as an int >= 1, or None (no bound)."""
+@overload
+def check_max_rank(max_rank: Any, name: str = ..., ndim: None = None) -> int | None: ...
+
+
+@overload
+def check_max_rank(max_rank: Any, name: str = ..., *, ndim: int) -> tuple[int, ...] | None: ...
+
+
+def check_max_rank(max_rank: Any, name: str = "max_rank",
+                   ndim: int | None = None) -> int | tuple[int, ...] | None:
+    """Check a TT rank bound; without ``ndim`` an int >= 1 or None.
+
+    With ``ndim = d`` (a train of ``d`` cores, ``d - 1`` bonds) the accepted
+    forms are
+
+    * an int ``m >= 1``: every bond at most ``m``;
+    * a list, tuple or 1-D integer array of ``d - 1`` ints >= 1: one limit per
+      bond, ``max_rank[k]`` bounding the rank between cores ``k`` and ``k + 1``;
+    * TensorLy's ``rank`` list: ``d + 1`` TT ranks ``[1, r_1, ..., r_{d-1}, 1]``
+      (the ends must be 1; they are dropped);
+
+    and the result is the tuple of the ``d - 1`` limits (None: no bound).
+
+    Examples
+    --------
+    >>> check_max_rank(3)
+    3
+    >>> check_max_rank(3, ndim=4), check_max_rank([2, 5, 3], ndim=4)
+    ((3, 3, 3), (2, 5, 3))
+    >>> check_max_rank([1, 2, 5, 3, 1], ndim=4)
+    (2, 5, 3)
+    >>> check_max_rank([2, 5], ndim=4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: max_rank must be an int or a list of d - 1 = 3 bond limits (or d + 1 = 5 ...
+    """
     if max_rank is None:
         return None
-    return check_positive_int(max_rank, name)
+    if ndim is None or not isinstance(max_rank, (list, tuple, np.ndarray)):
+        value = check_positive_int(max_rank, name)
+        return value if ndim is None else (value,) * max(ndim - 1, 0)
+    if isinstance(max_rank, np.ndarray) and max_rank.ndim != 1:
+        raise ValueError(f"{name} must be an int or a 1-D list of limits, got an array of "
+                         f"shape {max_rank.shape}")
+    values = list(max_rank)
+    bonds = max(ndim - 1, 0)
+    if len(values) == ndim + 1:  # TensorLy's rank list, boundary ranks included
+        ends = [check_positive_int(values[k], f"{name}[{k}]") for k in (0, -1)]
+        if ends != [1, 1]:
+            raise ValueError(f"{name} with d + 1 = {ndim + 1} values is a list of TT ranks and "
+                             f"must start and end with 1, got {values[0]} and {values[-1]}")
+        return tuple(check_positive_int(v, f"{name}[{k}]")
+                     for k, v in enumerate(values) if 0 < k < ndim)
+    if len(values) != bonds:
+        raise ValueError(f"{name} must be an int or a list of d - 1 = {bonds} bond limits (or "
+                         f"d + 1 = {ndim + 1} TT ranks with ones at the ends) for {ndim} cores, "
+                         f"got {len(values)} values")
+    return tuple(check_positive_int(v, f"{name}[{k}]") for k, v in enumerate(values))
 
 
 def check_scalar(alpha: Any, name: str = "alpha") -> complex | float:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
     from . import comm
     from .comm import agree, check_all
     from .cp import DistCPModel, cp_als, dist_cp_als
+    from .cp_rand import dist_cp_rand
     from .dist_tensor import DistTensor
     from .errors import collective_guard
     from .grid import ProcessGrid, choose_grid, grid_cost
@@ -64,6 +65,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "DistCPModel": ("cp", "DistCPModel"),
     "cp_als": ("cp", "cp_als"),
     "dist_cp_als": ("cp", "dist_cp_als"),
+    "dist_cp_rand": ("cp_rand", "dist_cp_rand"),
     "DistTensor": ("dist_tensor", "DistTensor"),
     "ProcessGrid": ("grid", "ProcessGrid"),
     "choose_grid": ("grid", "choose_grid"),
@@ -82,7 +84,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "agree", "allgather_factor", "check_all", "choose_grid", "collective_guard", "comm",
-    "cp_als", "dist_cp_als", "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_cross",
+    "cp_als", "dist_cp_als", "dist_cp_rand", "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_cross",
     "dist_tt_dot", "dist_tt_entry_mean", "dist_tt_entry_sum", "dist_tt_hadamard",
     "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round",
     "dist_tt_scale", "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "DistCPModel",

@@ -16,6 +16,7 @@ from typing import Any
 from .._backend import get_array_module
 from .._linalg import left_svd
 from .._validation import as_float_array, check_eps, check_finite, check_max_rank
+from .orth import bond_limit
 from .scale import restore_pow2, scale_exponent, times_pow2
 from .tensor import TTTensor
 
@@ -25,7 +26,7 @@ __all__ = ["tt_svd", "tt_from_function"]
 MAX_DENSE_ENTRIES = 2**28
 
 
-def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
+def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | Sequence[int] | None = None) -> TTTensor:
     """Tensor train of a dense tensor by sequential truncated SVDs (TT-SVD).
 
     Parameters
@@ -35,8 +36,12 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     eps : float
         Relative accuracy, ``>= 0``: ``||X - TT||_F <= eps ||X||_F`` when no
         rank is capped by ``max_rank``.
-    max_rank : int, optional
-        Upper bound on every TT rank (the error bound then no longer holds).
+    max_rank : int or sequence of int, optional
+        Upper bound on every TT rank, or one bound per bond: ``d - 1`` ints
+        (``max_rank[k]`` bounds the rank between cores ``k`` and ``k + 1``),
+        or TensorLy's ``rank`` list of ``d + 1`` TT ranks with ones at the
+        ends (:func:`tensorpar._validation.check_max_rank`). Where a bound
+        binds, the error bound no longer holds.
 
     Returns
     -------
@@ -53,11 +58,13 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     >>> x = np.add.outer(np.arange(4.0), np.arange(5.0))[:, :, None] * np.ones(3)
     >>> tt_svd(x).ranks
     (1, 2, 1, 1)
+    >>> tt_svd(np.random.default_rng(0).standard_normal((3, 4, 5, 2)), max_rank=[2, 6, 1]).ranks
+    (1, 2, 6, 1, 1)
     """
     X = as_float_array(X, "X", min_ndim=1)
     check_finite(X, "X")
     eps = check_eps(eps)
-    max_rank = check_max_rank(max_rank)
+    bounds = check_max_rank(max_rank, ndim=X.ndim)
     xp = get_array_module(X)
     shape = tuple(int(s) for s in X.shape)
     if min(shape) < 1:
@@ -75,7 +82,7 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
     r = 1
     for k in range(d - 1):
         rest = xp.reshape(rest, (r * shape[k], -1))
-        u, _, rest = left_svd(rest, delta, max_rank)
+        u, _, rest = left_svd(rest, delta, bond_limit(bounds, k))
         cores.append(xp.reshape(u, (r, shape[k], u.shape[1])))
         r = u.shape[1]
     cores.append(xp.reshape(rest, (r, shape[-1], 1)))
@@ -83,7 +90,7 @@ def tt_svd(X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
 
 
 def tt_from_function(f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
-                     max_rank: int | None = None) -> TTTensor:
+                     max_rank: int | Sequence[int] | None = None) -> TTTensor:
     """Sample ``f`` on a tensor-product grid and compress it by :func:`tt_svd`.
 
     Parameters

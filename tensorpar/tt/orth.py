@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from .._backend import get_array_module
 from .._linalg import gram_cholesky, matmul, norm, orth, orth_rows, truncated_svd
@@ -34,7 +34,12 @@ from .tensor import TTTensor
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale", "zero_train", "truncate_sweep",
-           "implicit_left_sweep", "orthonormal_sweep"]
+           "implicit_left_sweep", "orthonormal_sweep", "MaxRank", "bond_limit"]
+
+#: A TT rank bound as the truncations take it: one int for every bond, one per bond
+#: (``max_rank[k]`` between cores ``k`` and ``k + 1``), or None (checked and put in this
+#: form by :func:`tensorpar._validation.check_max_rank`).
+MaxRank: TypeAlias = "int | Sequence[int] | None"
 
 #: ``factor(k, core)``: QR (LQ) of core ``k`` in an orthonormal sweep (see :func:`orthonormal_sweep`).
 FactorHook = Callable[[int, Array], tuple[Array, Array]]
@@ -271,9 +276,24 @@ def tt_orthogonalize(x: TTTensor, direction: Direction = "left") -> TTTensor:
     return TTTensor(apply_log_scale(y.cores, log_norm, -1 if direction == "left" else 0))
 
 
+def bond_limit(max_rank: MaxRank, bond: int) -> int | None:
+    """The limit of bond ``bond`` (between cores ``bond`` and ``bond + 1``) under ``max_rank``.
+
+    Examples
+    --------
+    >>> bond_limit(None, 0), bond_limit(4, 2), bond_limit((2, 5, 3), 1)
+    (None, 4, 5)
+    """
+    if max_rank is None:
+        return None
+    if isinstance(max_rank, Sequence):
+        return int(max_rank[bond])
+    return int(max_rank)  # an int (numpy integers included)
+
+
 # -- sweep primitives of rounding ---------------------------------------------
 def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
-                   max_rank: int | None = None) -> list[Array]:
+                   max_rank: MaxRank = None) -> list[Array]:
     """Truncate an orthogonalized train by one sweep of truncated SVDs.
 
     Parameters
@@ -285,7 +305,9 @@ def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
     delta : float
         Absolute threshold per bond: the discarded singular values of each
         unfolding have 2-norm at most ``delta``.
-    max_rank : int, optional
+    max_rank : int or sequence of int, optional
+        One bound for every bond, or ``d - 1`` (``max_rank[k]`` for the bond
+        between cores ``k`` and ``k + 1``).
 
     Returns
     -------
@@ -306,13 +328,14 @@ def truncate_sweep(cores: Sequence[Array], direction: Direction, delta: float,
     if direction == "left":
         for k in range(d - 1):
             r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, max_rank)
+            u, s, vh = truncated_svd(cores[k].reshape(r * n, q), delta, bond_limit(max_rank, k))
             cores[k] = u.reshape(r, n, u.shape[1])
             cores[k + 1] = absorb_left(s[:, None] * vh, cores[k + 1])
     else:
         for k in range(d - 1, 0, -1):
             r, n, q = cores[k].shape
-            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta, max_rank)
+            u, s, vh = truncated_svd(cores[k].reshape(r, n * q), delta,
+                                     bond_limit(max_rank, k - 1))
             cores[k] = vh.reshape(vh.shape[0], n, q)
             cores[k - 1] = absorb_right(cores[k - 1], u * s[None, :])
     return cores

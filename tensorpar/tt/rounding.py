@@ -52,7 +52,14 @@ from .._linalg import matmul, truncated_svd
 from .._typing import Array, RoundMethod
 from .._validation import check_eps, check_max_rank, check_positive_int
 from .ops import check_summands, tt_sum
-from .orth import absorb_right, apply_log_scale, implicit_left_sweep, zero_train
+from .orth import (
+    MaxRank,
+    absorb_right,
+    apply_log_scale,
+    bond_limit,
+    implicit_left_sweep,
+    zero_train,
+)
 from .rounding_gram import round_gram
 from .rounding_rand import draw_sketch, round_randomized
 from .scale import normalize_cores, restore_pow2
@@ -63,7 +70,7 @@ __all__ = ["tt_round", "tt_round_sum", "round_qr", "check_round_options"]
 _METHODS = ("qr", "gram", "randomized")
 
 
-def round_qr(cores: Sequence[Array], eps: float, max_rank: int | None) -> list[Array] | None:
+def round_qr(cores: Sequence[Array], eps: float, max_rank: MaxRank) -> list[Array] | None:
     """QR rounding of a train given by its cores (None for the zero tensor).
 
     Left-orthogonalize (:func:`tensorpar.tt.orth.implicit_left_sweep`), then
@@ -87,7 +94,7 @@ def round_qr(cores: Sequence[Array], eps: float, max_rank: int | None) -> list[A
     cur = last
     for k in range(d - 1, 0, -1):
         r, n, q = cur.shape
-        u, s, vh = truncated_svd(cur.reshape(r, n * q), delta, max_rank)
+        u, s, vh = truncated_svd(cur.reshape(r, n * q), delta, bond_limit(max_rank, k - 1))
         out[k] = vh.reshape(vh.shape[0], n, q)
         a, inv = factors[k - 1]
         carry = u * s[None, :] if inv is None else matmul(inv, u * s[None, :])
@@ -96,18 +103,24 @@ def round_qr(cores: Sequence[Array], eps: float, max_rank: int | None) -> list[A
     return apply_log_scale(out, log_norm, 0)
 
 
-def check_round_options(eps: Any, max_rank: Any, method: Any,
-                        oversample: Any = 10) -> tuple[float, int | None, int]:
+def check_round_options(eps: Any, max_rank: Any, method: Any, oversample: Any = 10,
+                        ndim: int | None = None) -> tuple[float, MaxRank, int]:
     """Check the options of :func:`tt_round`; return ``(eps, max_rank, oversample)``.
+
+    With ``ndim`` (the number of cores) ``max_rank`` may also be a list of
+    per-bond limits, returned as a tuple of ``ndim - 1`` ints
+    (:func:`tensorpar._validation.check_max_rank`).
 
     Examples
     --------
     >>> from tensorpar.tt.rounding import check_round_options
     >>> check_round_options(1e-8, None, "qr")
     (1e-08, None, 10)
+    >>> check_round_options(0.0, [1, 4, 2, 1], "qr", ndim=3)
+    (0.0, (4, 2), 10)
     """
     eps = check_eps(eps)
-    max_rank = check_max_rank(max_rank)
+    max_rank = check_max_rank(max_rank) if ndim is None else check_max_rank(max_rank, ndim=ndim)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if method == "randomized" and max_rank is None:
@@ -116,7 +129,7 @@ def check_round_options(eps: Any, max_rank: Any, method: Any,
     return eps, max_rank, oversample
 
 
-def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
+def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | Sequence[int] | None = None,
              method: RoundMethod = "qr", *, oversample: int = 10, seed: Any = None) -> TTTensor:
     """Round (recompress) a TT to relative accuracy ``eps`` and ranks ``<= max_rank``.
 
@@ -127,12 +140,17 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
         Relative accuracy, ``>= 0``: ``||x - y||_F <= eps ||x||_F`` when no rank
         is capped by ``max_rank`` (for "gram" only when ``eps >= 1e-7``; for
         "randomized" see the module notes).
-    max_rank : int, optional
-        Upper bound on every rank of the result (required by "randomized").
+    max_rank : int or sequence of int, optional
+        Upper bound on every rank of the result (required by "randomized"),
+        or one bound per bond: ``d - 1`` ints (``max_rank[k]`` bounds the rank
+        between cores ``k`` and ``k + 1``) or TensorLy's ``rank`` list of
+        ``d + 1`` TT ranks with ones at the ends
+        (:func:`tensorpar._validation.check_max_rank`).
     method : {"qr", "gram", "randomized"}
         See :mod:`tensorpar.tt.rounding` for the accuracy and cost of each.
     oversample : int
-        "randomized" only: the sketch has ranks ``max_rank + oversample``.
+        "randomized" only: the sketch has ranks ``max_rank + oversample``
+        (per bond, with per-bond bounds; never above ``x``'s rank there).
     seed : int or numpy.random.Generator, optional
         "randomized" only: seed of the Gaussian sketch.
 
@@ -153,10 +171,12 @@ def tt_round(x: TTTensor, eps: float = 1e-12, max_rank: int | None = None,
     (1, 3, 3, 3, 1)
     >>> bool(np.allclose(y.to_dense(), 2 * x.to_dense()))
     True
+    >>> tt_round(x + x, eps=0.0, max_rank=[2, 3, 1]).ranks
+    (1, 2, 3, 1, 1)
     """
     if not isinstance(x, TTTensor):
         raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
-    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample)
+    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample, x.ndim)
     if x.ndim == 1:
         return x.copy()
     cores, e2 = normalize_cores(x.cores)
@@ -181,7 +201,8 @@ def _finish(out: list[Array] | None, e2: int, shape: tuple[int, ...], dtype: Any
     return TTTensor(restore_pow2(out, e2, position))
 
 
-def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int | None = None,
+def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12,
+                 max_rank: int | Sequence[int] | None = None,
                  method: RoundMethod = "randomized", *, weights: Sequence[Any] | None = None,
                  oversample: int = 10, seed: Any = None) -> TTTensor:
     """Round ``sum_j weights[j] * tensors[j]``.
@@ -211,7 +232,8 @@ def tt_round_sum(tensors: Sequence[TTTensor], eps: float = 1e-12, max_rank: int 
     >>> bool(np.allclose(y.to_dense(), 6 * x.to_dense()))
     True
     """
-    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample)
+    first_ndim = tensors[0].ndim if tensors and isinstance(tensors[0], TTTensor) else None
+    eps, max_rank, oversample = check_round_options(eps, max_rank, method, oversample, first_ndim)
     if method != "randomized":
         return tt_round(tt_sum(tensors, weights), eps, max_rank, method)
     assert max_rank is not None  # checked above; narrows the type

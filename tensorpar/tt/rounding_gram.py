@@ -35,7 +35,7 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import ct, eigh, matmul, svd, truncation_rank
 from .._typing import Array
-from .orth import absorb_left, apply_log_scale
+from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit
 
 __all__ = ["round_gram", "gram_step_right", "gram_left", "bond_transforms"]
 
@@ -136,7 +136,7 @@ def bond_transforms(GL: Array, GR: Array, rel_delta: float, max_rank: int | None
     return TL, SR
 
 
-def round_gram(cores: Sequence[Array], eps: float, max_rank: int | None, *,
+def round_gram(cores: Sequence[Array], eps: float, max_rank: MaxRank, *,
                reduce: Callable[[Array], Array] | None = None) -> list[Array] | None:
     """Gram-SVD rounding of a train given by its cores (:func:`tensorpar.tt_round`, ``method="gram"``).
 
@@ -148,7 +148,8 @@ def round_gram(cores: Sequence[Array], eps: float, max_rank: int | None, *,
         :func:`tensorpar.tt.scale.normalize_cores`.
     eps : float
         Relative accuracy.
-    max_rank : int, optional
+    max_rank : int or sequence of int, optional
+        One bound for every bond or ``d - 1`` (one per bond).
     reduce : callable, optional
         Applied to every partial Gram matrix (an allreduce in the distributed
         code); ``d - 1`` right and ``d - 1`` left Grams.
@@ -192,7 +193,7 @@ def round_gram(cores: Sequence[Array], eps: float, max_rank: int | None, *,
                 return None
             cores[k], GL = cores[k] / s, GL / (s * s)
             log_scale += math.log(s)
-        tr = bond_transforms(GL, grams[k + 1], rel_delta, max_rank, tol)
+        tr = bond_transforms(GL, grams[k + 1], rel_delta, bond_limit(max_rank, k), tol)
         if tr is None:
             return None
         TL, SR = tr

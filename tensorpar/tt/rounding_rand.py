@@ -33,7 +33,7 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import ct, matmul, norm, orth
 from .._typing import Array
-from .orth import absorb_left, apply_log_scale, truncate_sweep
+from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit, truncate_sweep
 from .tensor import TTTensor, random_tt
 
 __all__ = ["round_randomized", "sketch_step_right", "draw_sketch", "truncate_right"]
@@ -41,7 +41,7 @@ __all__ = ["round_randomized", "sketch_step_right", "draw_sketch", "truncate_rig
 #: ``orth(k, Y)``: orthonormal basis ``Q`` of the (row-split) sketched unfolding ``Y`` of core ``k``.
 OrthHook = Callable[[int, Array], Array]
 #: ``truncate(left_orth_cores, last, delta, max_rank)``: ``(cores, log_scale)`` or None.
-TruncateHook = Callable[[list[Array], Array, float, "int | None"],
+TruncateHook = Callable[[list[Array], Array, float, MaxRank],
                         "tuple[list[Array], float] | None"]
 
 
@@ -73,12 +73,14 @@ def sketch_step_right(W: Array, core: Array, sketch_core: Array) -> Array:
     return matmul(t, sketch_core.reshape(l, n * p).T)
 
 
-def draw_sketch(shape: Sequence[int], ranks: Sequence[Sequence[int]], max_rank: int,
-                oversample: int, seed: Any, dtype: Any, xp: Any) -> TTTensor:
+def draw_sketch(shape: Sequence[int], ranks: Sequence[Sequence[int]],
+                max_rank: int | Sequence[int], oversample: int, seed: Any, dtype: Any,
+                xp: Any) -> TTTensor:
     """The Gaussian sketch TT for summands of TT ranks ``ranks[j]``.
 
-    Its ranks are ``min(max_rank + oversample, sum_j ranks[j][k])``; the same
-    ``seed`` gives the same sketch on every process.
+    Its rank at bond ``k`` is ``min(m_k + oversample, sum_j ranks[j][k + 1])``
+    with ``m_k`` the bound of that bond (``max_rank``, or ``max_rank[k]`` for
+    per-bond bounds); the same ``seed`` gives the same sketch on every process.
 
     Examples
     --------
@@ -86,10 +88,12 @@ def draw_sketch(shape: Sequence[int], ranks: Sequence[Sequence[int]], max_rank: 
     >>> from tensorpar.tt.rounding_rand import draw_sketch
     >>> draw_sketch((4, 5, 6), [(1, 3, 3, 1)], 2, 10, 0, np.float64, np).ranks
     (1, 3, 3, 1)
+    >>> draw_sketch((4, 5, 6), [(1, 9, 9, 1)], (2, 4), 1, 0, np.float64, np).ranks
+    (1, 3, 5, 1)
     """
     d = len(shape)
     summed = [sum(int(r[k]) for r in ranks) for k in range(1, d)]
-    ell = [min(max_rank + oversample, r) for r in summed]
+    ell = [min(int(bond_limit(max_rank, k) or 0) + oversample, r) for k, r in enumerate(summed)]
     sketch = random_tt(shape, ell, seed=seed, dtype=dtype)
     if xp is not np:
         sketch = TTTensor([xp.asarray(c) for c in sketch.cores])
@@ -115,7 +119,7 @@ def _sketches(tensors: Sequence[Sequence[Array]], sketch: Sequence[Array], xp: A
 
 
 def truncate_right(cores: list[Array], last: Array, delta: float,
-                   max_rank: int | None) -> tuple[list[Array], float] | None:
+                   max_rank: MaxRank) -> tuple[list[Array], float] | None:
     """Serial final sweep: normalize ``last`` and truncate right to left.
 
     ``cores`` are left-orthonormal; returns the truncated cores and the log
@@ -136,7 +140,7 @@ def truncate_right(cores: list[Array], last: Array, delta: float,
 
 
 def round_randomized(tensors: Sequence[Sequence[Array]], weights: Sequence[Any] | None,
-                     eps: float, max_rank: int | None, sketch: TTTensor | Sequence[Array], *,
+                     eps: float, max_rank: MaxRank, sketch: TTTensor | Sequence[Array], *,
                      reduce: Callable[[Array], Array] | None = None,
                      orth_hook: OrthHook | None = None,
                      truncate: TruncateHook | None = None) -> list[Array] | None:
@@ -152,8 +156,8 @@ def round_randomized(tensors: Sequence[Sequence[Array]], weights: Sequence[Any] 
         this rank's slices along the mode index.
     weights : sequence of scalars, optional
     eps : float
-    max_rank : int, optional
-        Rank bound of the final truncation.
+    max_rank : int or sequence of int, optional
+        Rank bound of the final truncation (one for every bond, or ``d - 1``).
     sketch : TTTensor or sequence of ndarray
         The Gaussian sketch (its slices, matching ``tensors``).
     reduce : callable, optional

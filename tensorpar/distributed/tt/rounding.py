@@ -31,6 +31,7 @@ result are orthogonal only up to a power of two.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import ct, matmul, norm, truncated_svd
 from ..._typing import Array, Direction, RoundMethod, Tree
-from ...tt.orth import FactorHook, absorb_right, apply_log_scale, orthonormal_sweep
+from ..._validation import check_max_rank
+from ...tt.orth import FactorHook, MaxRank, absorb_right, apply_log_scale, bond_limit, orthonormal_sweep
 from ...tt.rounding import check_round_options
 from ...tt.rounding_gram import round_gram
 from ...tt.rounding_rand import draw_sketch, round_randomized
@@ -46,7 +48,7 @@ from ...tt.scale import normalize_cores, restore_pow2
 from ..comm import allreduce, bcast_object
 from ..grid import block_bounds
 from ..tsqr import orth_left_core, orth_right_rows, rows_to_right_core, tsqr
-from .agreement import agree_checked
+from .agreement import agree_checked, meta_or_none
 from .tensor import DistTTTensor, check_dist_tt, describe, operand_comm
 
 __all__ = ["dist_tt_orthogonalize", "dist_tt_round", "check_tree"]
@@ -126,7 +128,7 @@ def dist_tt_orthogonalize(x: DistTTTensor, direction: Direction = "left",
 
 
 def truncate_right(x: DistTTTensor, cores: list[Array], cur: Array, delta: float,
-                   max_rank: int | None, tree: Tree) -> tuple[list[Array], float] | None:
+                   max_rank: MaxRank, tree: Tree) -> tuple[list[Array], float] | None:
     """Right-to-left truncation of a train whose cores before ``cur`` are left-orthonormal.
 
     The distributed counterpart of :func:`tensorpar.tt.rounding_rand.truncate_right`
@@ -159,14 +161,15 @@ def truncate_right(x: DistTTTensor, cores: list[Array], cur: Array, delta: float
                 return None
             R = R / s
             log_norm = math.log(s)
-        u, sv, wh = truncated_svd(ct(R), delta, max_rank)
+        u, sv, wh = truncated_svd(ct(R), delta, bond_limit(max_rank, k - 1))
         out[k] = rows_to_right_core(matmul(Q, ct(wh)), m, q)
         cur = absorb_right(cores[k - 1], u * sv[None, :])
     out[0] = cur
     return out, log_norm
 
 
-def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = None,
+def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
+                  max_rank: int | Sequence[int] | None = None,
                   method: RoundMethod = "qr", *, oversample: int = 10,
                   seed: Any = None, tree: Tree = "flat") -> DistTTTensor:
     """Round to relative accuracy ``eps`` and ranks ``<= max_rank``.
@@ -182,7 +185,10 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     x : DistTTTensor
     eps : float
         ``>= 0``.
-    max_rank : int, optional
+    max_rank : int or sequence of int, optional
+        One bound for every rank, or per bond (the forms of
+        :func:`tensorpar.tt_round`); the ranks agree on the per-bond limits
+        (``3`` and ``[3, 3]`` are the same bound for three cores).
     method : {"qr", "gram", "randomized"}
         "qr": ``2 (d - 1)`` TSQRs. "gram": ``2 (d - 1)`` ``Allreduce`` calls of
         ``r^2`` entries; cheaper, accurate only to about ``1e-8`` relative.
@@ -216,15 +222,17 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     >>> dist_tt_round(X + X, eps=1e-12).ranks
     (1, 2, 2, 1)
     """
-    def check() -> tuple[float, int | None, int, Tree]:
+    def check() -> tuple[float, MaxRank, int, Tree]:
         check_dist_tt(x)
-        opts = check_round_options(eps, max_rank, method, oversample)
+        opts = check_round_options(eps, max_rank, method, oversample, x.ndim)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
         return opts + (check_tree(tree),)
 
     e, mr, ov, tr = agree_checked(
-        operand_comm(x), check, {"x": describe(x), "eps": eps, "max_rank": max_rank,
+        operand_comm(x), check, {"x": describe(x), "eps": eps,
+                                 "max_rank": meta_or_none(lambda: check_max_rank(max_rank,
+                                                                                 ndim=x.ndim)),
                                  "method": method, "oversample": oversample, "seed": seed,
                                  "tree": tree})
     if x.ndim == 1:
@@ -248,7 +256,7 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12, max_rank: int | None = No
     return DistTTTensor.wrap(restore_pow2(out, e2, 0, spread=True), x.shape, x.comm)
 
 
-def _randomized(x: DistTTTensor, cores: list[Array], eps: float, max_rank: int,
+def _randomized(x: DistTTTensor, cores: list[Array], eps: float, max_rank: int | Sequence[int],
                 oversample: int, seed: Any, tree: Tree) -> list[Array] | None:
     comm = x.comm
     if seed is None:  # one seed for all ranks, so that they draw the same sketch

@@ -40,6 +40,7 @@ Words gathered per rank at step ``k``: ``(P_k - 1)`` times its block of
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,17 +48,19 @@ import numpy as np
 from ..._backend import get_array_module
 from ..._linalg import truncation_rank
 from ..._validation import check_eps, check_finite, check_max_rank
+from ...tt.orth import bond_limit
 from ...tt.scale import restore_pow2, scale_exponent, times_pow2
 from .. import comm as C
 from ..dist_tensor import DistTensor
 from ..grid import block_bounds, block_sizes
-from .agreement import agree_checked
+from .agreement import agree_checked, meta_or_none
 from .tensor import DistTTTensor, check_modes
 
 __all__ = ["dist_tt_svd"]
 
 
-def dist_tt_svd(X: DistTensor, eps: float = 1e-12, max_rank: int | None = None) -> DistTTTensor:
+def dist_tt_svd(X: DistTensor, eps: float = 1e-12,
+                max_rank: int | Sequence[int] | None = None) -> DistTTTensor:
     """TT-SVD of a :class:`DistTensor` into a :class:`DistTTTensor` (collective).
 
     Parameters
@@ -66,8 +69,9 @@ def dist_tt_svd(X: DistTensor, eps: float = 1e-12, max_rank: int | None = None) 
         Dense tensor of shape ``(n_0, ..., n_{d-1})`` on any process grid.
     eps : float
         Relative accuracy: ``||X - TT|| <= eps ||X||`` when ``max_rank`` does not bind.
-    max_rank : int, optional
-        Upper bound on every TT rank.
+    max_rank : int or sequence of int, optional
+        Upper bound on every TT rank, or per bond (the forms of
+        :func:`tensorpar.tt_svd`); the ranks agree on the per-bond limits.
 
     Returns
     -------
@@ -97,16 +101,17 @@ def dist_tt_svd(X: DistTensor, eps: float = 1e-12, max_rank: int | None = None) 
     """
     comm = X.grid.cart if isinstance(X, DistTensor) else C.resolve_comm(None)
 
-    def check() -> tuple[float, int | None]:
+    def check() -> tuple[float, tuple[int, ...] | None]:
         if not isinstance(X, DistTensor):
             raise TypeError(f"X must be a DistTensor, got {type(X).__name__}")
-        opts = check_eps(eps), check_max_rank(max_rank)
+        opts = check_eps(eps), check_max_rank(max_rank, ndim=X.ndim)
         check_modes(X.shape, comm.Get_size())
         check_finite(X.local, "X")
         return opts
 
     meta = (X.shape, X.grid.dims, np.dtype(X.dtype).str) if isinstance(X, DistTensor) else None
-    e, mr = agree_checked(comm, check, {"X": meta, "eps": eps, "max_rank": max_rank})
+    bounds = meta_or_none(lambda: check_max_rank(max_rank, ndim=X.ndim))
+    e, mr = agree_checked(comm, check, {"X": meta, "eps": eps, "max_rank": bounds})
     local, e2, norm = _normalized(X)
     d = X.ndim
     delta = e * norm / math.sqrt(d - 1) if d > 1 else 0.0
@@ -128,7 +133,7 @@ def dist_tt_svd(X: DistTensor, eps: float = 1e-12, max_rank: int | None = None) 
         stacked = C.allgatherv(comm, local_r)
         R = xp.linalg.qr(stacked, mode="r") if stacked.shape[0] > 0 else stacked
         U, s, _ = xp.linalg.svd(R.T, full_matrices=False)
-        rank = max(1, truncation_rank(s, delta, mr))
+        rank = max(1, truncation_rank(s, delta, bond_limit(mr, k)))
         U = U[:, :rank]
         cores.append(U.reshape(r, n, rank))
         W = (U.T.conj() @ rows).reshape((rank,) + W.shape[2:])
