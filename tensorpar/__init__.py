@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from ._backend import get_array_module, resolve_engine
 from .cp.als import cp_als
-from .cp.compare import (cp_fix_signs, cp_model_fit, cp_relative_error, cp_sort_components,
-                         factor_match_score)
+from .cp.compare import cp_fix_signs, cp_model_fit, cp_relative_error, cp_sort_components, factor_match_score
 from .cp.rand import cp_rand
 from .cp.result import CPALSResult
 from .cp.tensor import CPTensor, random_cp
@@ -22,17 +21,7 @@ from .tt.cross import CrossResult, tt_cross
 from .tt.entry_sum import tt_entry_mean, tt_entry_sum
 from .tt.interop import tt_from_teneva, tt_from_tensorly, tt_to_teneva, tt_to_tensorly
 from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
-from .tt.ops import (
-                     tt_add,
-                     tt_dot,
-                     tt_hadamard,
-                     tt_log_dot,
-                     tt_log_norm,
-                     tt_norm,
-                     tt_scale,
-                     tt_sub,
-                     tt_sum,
-)
+from .tt.ops import tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale, tt_sub, tt_sum
 from .tt.orth import tt_orthogonalize, tt_orthonormalize
 from .tt.rounding import tt_round, tt_round_sum
 from .tt.tensor import TTTensor, random_tt

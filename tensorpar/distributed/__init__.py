@@ -84,7 +84,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = [
     "agree", "allgather_factor", "check_all", "choose_grid", "collective_guard", "comm",
-    "cp_als", "dist_cp_als", "dist_cp_rand", "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add", "dist_tt_cross",
+    "cp_als", "dist_cp_als", "dist_cp_rand", "dist_mttkrp", "dist_mttkrp_sweep", "dist_tt_add",
+    "dist_tt_cross",
     "dist_tt_dot", "dist_tt_entry_mean", "dist_tt_entry_sum", "dist_tt_hadamard",
     "dist_tt_log_norm", "dist_tt_norm", "dist_tt_orthogonalize", "dist_tt_round",
     "dist_tt_scale", "dist_tt_sub", "dist_tt_svd", "dist_ttm_matvec", "DistCPModel",
