@@ -1,4 +1,4 @@
-"""TT-matrices: dense round trip, TT-matrix x TT vector, TT-matrix x dense matrix."""
+"""TT-matrices: dense round trip, TT-matrix x TT vector, TT-matrix x dense matrix, plans, VJPs."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_matvec_matmat(xp, dtype):
     D = _reference_dense(A)
     x = tp.random_tt(COLS, 2, seed=2, dtype=dtype)
     x = tp.TTTensor([xp.asarray(c) for c in x.cores])
-    y = tp.ttm_matvec(A, x)
+    y = A.matvec(x)
     assert y.shape == ROWS and y.ranks == (1, 6, 6, 1)
     np.testing.assert_allclose(to_numpy(y.to_dense()).ravel(), D @ to_numpy(x.to_dense()).ravel(),
                                rtol=1e-12, atol=1e-12)
@@ -64,7 +64,7 @@ def test_matvec_matmat(xp, dtype):
     rng = np.random.default_rng(3)
     X = rng.standard_normal((15, 7))
     for rhs in (X, X[:, 0]):
-        got = to_numpy(tp.ttm_matmat(A, xp.asarray(rhs)))
+        got = to_numpy(A.matmat(xp.asarray(rhs)))
         assert got.shape == (D @ rhs).shape
         np.testing.assert_allclose(got, D @ rhs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(to_numpy(A.T @ xp.asarray(rng.standard_normal((24, 2)))).shape,
@@ -79,7 +79,7 @@ def test_matvec_core_and_single_core():
     M = rng.standard_normal((4, 6))
     A = tp.TTMatrix.from_dense(M, (4,), (6,))
     assert A.ranks == (1, 1)
-    np.testing.assert_allclose(tp.ttm_matmat(A, np.eye(6)), M, rtol=1e-13)
+    np.testing.assert_allclose(A @ np.eye(6), M, rtol=1e-13)
 
 
 def test_rounding_a_ttm():
@@ -94,9 +94,13 @@ def test_rounding_a_ttm():
 def test_ttm_errors():
     A = _random_ttm(np, ROWS, COLS, 2, 6)
     with pytest.raises(ValueError, match="same mode sizes"):
-        tp.ttm_matvec(A, tp.random_tt((3, 2, 5), 2))
+        A.matvec(tp.random_tt((3, 2, 5), 2))
     with pytest.raises(ValueError, match="X has 14 rows but A has 15 columns"):
-        tp.ttm_matmat(A, np.ones((14, 2)))
+        A @ np.ones((14, 2))
+    with pytest.raises(TypeError, match="x must be a TTTensor"):
+        A.matvec(np.ones(15))
+    with pytest.raises(ValueError, match="implementation must be"):
+        A.matmat(np.ones((15, 2)), implementation="fast")
     with pytest.raises(ValueError, match="A has shape"):
         tp.TTMatrix.from_dense(np.ones((4, 4)), (2, 3), (2, 2))
     with pytest.raises(ValueError, match="same non-zero length"):
@@ -105,7 +109,20 @@ def test_ttm_errors():
         tp.TTMatrix([np.ones((1, 2, 2, 3)), np.ones((2, 2, 2, 1))])
     with pytest.raises(ValueError, match="4 dimensions"):
         tp.TTMatrix([np.ones((1, 2, 1))])
-    with pytest.raises(TypeError, match="A must be a TTMatrix"):
+    with pytest.raises(TypeError, match="A must be a TTMatrix"), pytest.warns(DeprecationWarning):
         tp.ttm_matmat(np.ones((2, 2)), np.ones(2))
     with pytest.raises(ValueError, match="row_shape x col_shape needs"):
         tp.TTMatrix.from_tt(tp.random_tt((6, 4), 2), (2, 2), (2, 2))
+
+
+def test_deprecated_aliases_warn_and_agree():
+    A = _random_ttm(np, ROWS, COLS, 2, 7)
+    x = tp.random_tt(COLS, 2, seed=8)
+    X = np.random.default_rng(9).standard_normal((15, 3))
+    with pytest.warns(DeprecationWarning, match="use A.matvec"):
+        y = tp.ttm_matvec(A, x)
+    np.testing.assert_allclose(y.to_dense(), (A @ x).to_dense(), rtol=1e-14)
+    with pytest.warns(DeprecationWarning, match="use A.matmat"):
+        Y = tp.ttm_matmat(A, X)
+    np.testing.assert_allclose(Y, A @ X, rtol=1e-14)
+    assert A.__matmul__("not an array") is NotImplemented

@@ -99,12 +99,14 @@ class Module:
 
     _parameters: dict[str, Parameter]
     _modules: dict[str, Module]
+    _flat: set[str]
     training: bool
     cache: dict[str, Any]
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_flat", set())
         object.__setattr__(self, "training", True)
         object.__setattr__(self, "cache", {})
 
@@ -116,11 +118,38 @@ class Module:
         params, modules = self.__dict__["_parameters"], self.__dict__["_modules"]
         params.pop(name, None)
         modules.pop(name, None)
+        self.__dict__["_flat"].discard(name)
         if isinstance(value, Parameter):
             params[name] = value
         elif isinstance(value, Module):
             modules[name] = value
         object.__setattr__(self, name, value)
+
+    def register_module(self, name: str, module: Module, *, flat: bool = False) -> None:
+        """Register ``module`` as the sub-module ``name`` (same as assignment).
+
+        With ``flat=True`` its parameters are named ``name_param`` instead of
+        ``name.param``: PyTorch's ``MultiheadAttention`` keeps its input
+        projection as the flat parameters ``in_proj_weight`` and
+        ``in_proj_bias``, and this is how a :class:`Linear` sub-module carries
+        those names. The module still takes part in :meth:`train`,
+        :meth:`zero_grad` and :meth:`saved_bytes`.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> m = Module()
+        >>> m.register_module("in_proj", Linear(2, 6, seed=0), flat=True)
+        >>> [name for name, _ in m.named_parameters()]
+        ['in_proj_weight', 'in_proj_bias']
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"name must be an identifier, got {name!r}")
+        if not isinstance(module, Module):
+            raise TypeError(f"module must be a Module, got {type(module).__name__}")
+        setattr(self, name, module)
+        if flat:
+            self._flat.add(name)
 
     # --- computation -----------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -147,17 +176,45 @@ class Module:
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         """Yield ``(dotted name, parameter)`` in registration order (PyTorch's names)."""
-        for mod_name, mod in self.named_modules(prefix):
-            for name, p in mod._parameters.items():
-                yield (f"{mod_name}.{name}" if mod_name else name), p
+        for name, p in self._parameters.items():
+            yield (f"{prefix}.{name}" if prefix else name), p
+        for mod_name, mod in self._modules.items():
+            if mod_name in self._flat:
+                for sub, p in mod.named_parameters():
+                    yield (f"{prefix}.{mod_name}_{sub}" if prefix else f"{mod_name}_{sub}"), p
+            else:
+                yield from mod.named_parameters(f"{prefix}.{mod_name}" if prefix else mod_name)
 
     def parameters(self) -> list[Parameter]:
-        """Every parameter, in the order of :meth:`named_parameters`."""
-        return [p for _, p in self.named_parameters()]
+        """Every parameter once, in the order of :meth:`named_parameters`.
+
+        A parameter shared by two sub-modules (tied weights) is listed once, so
+        an optimizer updates it once with the gradients both accumulated;
+        :meth:`named_parameters` and :meth:`state_dict` list it under each name,
+        as PyTorch's ``state_dict`` does.
+        """
+        seen: set[int] = set()
+        out = []
+        for _, p in self.named_parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
         return sum(p.size for p in self.parameters())
+
+    def parameter_bytes(self) -> int:
+        """Bytes of the parameter values (the gradients take as many again).
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> Linear(4, 3, seed=0).parameter_bytes()  # (12 + 3) float64
+        120
+        """
+        return sum(int(p.data.nbytes) for p in self.parameters())
 
     def zero_grad(self) -> None:
         """Set every parameter gradient to zero (in place)."""

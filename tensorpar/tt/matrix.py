@@ -1,5 +1,10 @@
 """TT-matrices (matrix product operators) and their products with TT vectors and dense matrices.
 
+``A @ x`` dispatches on the operand: a :class:`TTTensor` goes to
+:meth:`TTMatrix.matvec` (a TT vector of multiplied ranks), a dense array to
+:meth:`TTMatrix.matmat` (the plan and its FLOP/memory model are in
+:mod:`tensorpar.tt.matrix_plan`, the gradients in :mod:`tensorpar.tt.matrix_grad`).
+
 A :class:`TTMatrix` with cores ``A_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``
 represents the ``(prod m_k) x (prod n_k)`` matrix
 
@@ -11,6 +16,7 @@ with row and column multi-indices both in C order (the last mode fastest).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -18,6 +24,8 @@ import numpy as np
 
 from .._backend import get_array_module
 from .._validation import as_float_array, check_core_chain, check_positive_int, check_same_shape
+from .matrix_grad import ttm_matmat_forward
+from .matrix_plan import Implementation
 from .tensor import TTTensor
 
 __all__ = ["TTMatrix", "ttm_matvec", "ttm_matmat", "ttm_matvec_core"]
@@ -155,15 +163,85 @@ class TTMatrix:
         return TTMatrix.from_tt(self.as_tt().round(eps, max_rank, method, **options),
                                 self.row_shape, self.col_shape)
 
+    def matvec(self, x: TTTensor) -> TTTensor:
+        """TT-matrix times TT vector; ranks multiply (round the result if needed).
+
+        Parameters
+        ----------
+        x : TTTensor, shape (n_0, ..., n_{d-1})
+
+        Returns
+        -------
+        TTTensor, shape (m_0, ..., m_{d-1}), ranks ``r_k(A) r_k(x)``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar import TTMatrix, TTTensor
+        >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
+        >>> x = TTTensor.from_dense(np.arange(6.0).reshape(2, 3))
+        >>> y = A.matvec(x)  # or A @ x
+        >>> bool(np.allclose(y.to_dense().ravel(), A.to_dense() @ np.arange(6.0)))
+        True
+        """
+        if not isinstance(x, TTTensor):
+            raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
+        get_array_module(*self.cores, *x.cores)
+        check_same_shape([self.col_shape, x.shape], ["A's col_shape", "x"])
+        return TTTensor([ttm_matvec_core(a, b) for a, b in zip(self.cores, x.cores)])
+
+    def matmat(self, X: Any, implementation: Implementation = "auto") -> Any:
+        """TT-matrix times a dense vector or matrix, without forming the matrix.
+
+        Parameters
+        ----------
+        X : ndarray, shape (N,) or (N, B)
+            numpy or cupy, same device as the cores.
+        implementation : {"auto", "factorized", "sweep", "reconstructed"}
+            Contraction plan family (:func:`tensorpar.tt.matrix_plan.plan_ttm_matmat`):
+            "auto" takes the cheapest under the FLOP-and-bandwidth model.
+
+        Returns
+        -------
+        ndarray, shape (M,) or (M, B)
+
+        Notes
+        -----
+        The plain sweep (``implementation="sweep"``, left to right) costs
+        ``sum_k 2 B r_k m_k n_k r_{k+1} prod_{j<k} m_j prod_{j>k} n_j`` flops
+        and its largest intermediate holds
+        ``max_k B r_{k+1} prod_{j<=k} m_j prod_{j>k} n_j`` elements; right to
+        left swaps ``m`` and ``n``. Every step is one stacked GEMM, with no
+        transposed copy of the intermediates.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar import TTMatrix
+        >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
+        >>> X = np.ones((6, 2))
+        >>> bool(np.allclose(A.matmat(X), A.to_dense() @ X)), (A @ X[:, 0]).shape
+        (True, (4,))
+        """
+        X = as_float_array(X, "X", min_ndim=1, max_ndim=2)
+        get_array_module(X, *self.cores)
+        N = self.shape[1]
+        if X.shape[0] != N:
+            raise ValueError(f"X has {X.shape[0]} rows but A has {N} columns")
+        vector = X.ndim == 1
+        Y, _ = ttm_matmat_forward(self.cores, X[:, None] if vector else X, implementation,
+                                  keep=False)
+        return Y[:, 0] if vector else Y
+
     def __matmul__(self, other: Any) -> Any:
         if isinstance(other, TTTensor):
-            return ttm_matvec(self, other)
+            return self.matvec(other)
         if hasattr(other, "ndim") and hasattr(other, "dtype"):
-            return ttm_matmat(self, other)
+            return self.matmat(other)
         return NotImplemented
 
 
-def _check_shapes(row_shape: Sequence[int], col_shape: Sequence[int]) -> tuple[list, list]:
+def _check_shapes(row_shape: Sequence[int], col_shape: Sequence[int]) -> tuple[list[int], list[int]]:
     rows = [check_positive_int(m, f"row_shape[{k}]") for k, m in enumerate(row_shape)]
     cols = [check_positive_int(n, f"col_shape[{k}]") for k, n in enumerate(col_shape)]
     if len(rows) != len(cols) or not rows:
@@ -196,78 +274,41 @@ def ttm_matvec_core(a: Any, b: Any) -> Any:
 
 
 def ttm_matvec(A: TTMatrix, x: TTTensor) -> TTTensor:
-    """TT-matrix times TT vector; ranks multiply (round the result if needed).
-
-    Parameters
-    ----------
-    A : TTMatrix, row_shape (m_k), col_shape (n_k)
-    x : TTTensor, shape (n_0, ..., n_{d-1})
-
-    Returns
-    -------
-    TTTensor, shape (m_0, ..., m_{d-1}), ranks ``r_k(A) r_k(x)``
+    """Deprecated alias of :meth:`TTMatrix.matvec` (``A @ x``); removed in the next release.
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import numpy as np, warnings
     >>> from tensorpar import TTMatrix, TTTensor, ttm_matvec
-    >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
-    >>> x = TTTensor.from_dense(np.arange(6.0).reshape(2, 3))
-    >>> y = ttm_matvec(A, x)
-    >>> bool(np.allclose(y.to_dense().ravel(), A.to_dense() @ np.arange(6.0)))
-    True
+    >>> A = TTMatrix.from_dense(np.eye(4), (2, 2), (2, 2))
+    >>> x = TTTensor.from_dense(np.ones((2, 2)))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     ttm_matvec(A, x).shape
+    (2, 2)
     """
+    warnings.warn("ttm_matvec(A, x) is deprecated; use A.matvec(x) or A @ x",
+                  DeprecationWarning, stacklevel=2)
     if not isinstance(A, TTMatrix):
         raise TypeError(f"A must be a TTMatrix, got {type(A).__name__}")
-    if not isinstance(x, TTTensor):
-        raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
-    check_same_shape([A.col_shape, x.shape], ["A's col_shape", "x"])
-    return TTTensor([ttm_matvec_core(a, b) for a, b in zip(A.cores, x.cores)])
+    return A.matvec(x)
 
 
 def ttm_matmat(A: TTMatrix, X: Any) -> Any:
-    """TT-matrix times a dense vector or matrix, without forming ``A``.
-
-    Parameters
-    ----------
-    A : TTMatrix, shape (M, N)
-    X : ndarray, shape (N,) or (N, B)
-        numpy or cupy, same device as ``A``.
-
-    Returns
-    -------
-    ndarray, shape (M,) or (M, B)
-        Mode by mode: each step is one matrix product of the core
-        (``(r_k n_k) x (m_k r_{k+1})``) with the partially contracted
-        ``X`` and a transposed copy, ``2 B r_k m_k n_k r_{k+1}
-        prod_{j<k} m_j prod_{j>k} n_j`` flops.
+    """Deprecated alias of :meth:`TTMatrix.matmat` (``A @ X``); removed in the next release.
 
     Examples
     --------
-    >>> import numpy as np
+    >>> import numpy as np, warnings
     >>> from tensorpar import TTMatrix, ttm_matmat
-    >>> A = TTMatrix.from_dense(np.arange(24.0).reshape(4, 6), (2, 2), (2, 3))
-    >>> X = np.ones((6, 2))
-    >>> bool(np.allclose(ttm_matmat(A, X), A.to_dense() @ X))
-    True
+    >>> A = TTMatrix.from_dense(np.eye(4), (2, 2), (2, 2))
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     ttm_matmat(A, np.ones((4, 3))).shape
+    (4, 3)
     """
+    warnings.warn("ttm_matmat(A, X) is deprecated; use A.matmat(X) or A @ X",
+                  DeprecationWarning, stacklevel=2)
     if not isinstance(A, TTMatrix):
         raise TypeError(f"A must be a TTMatrix, got {type(A).__name__}")
-    X = as_float_array(X, "X", min_ndim=1, max_ndim=2)
-    xp = get_array_module(X, *A.cores)
-    M, N = A.shape
-    if X.shape[0] != N:
-        raise ValueError(f"X has {X.shape[0]} rows but A has {N} columns")
-    vector = X.ndim == 1
-    B = 1 if vector else X.shape[1]
-    dtype = np.result_type(A.dtype, X.dtype)
-    # Z holds (r_k, n_k, ..., n_{d-1}, B, m_0, ..., m_{k-1}) as a C-ordered block.
-    Z = xp.asarray(X, dtype=dtype)
-    for core in A.cores:
-        r, m, n, q = core.shape
-        C = xp.transpose(core, (0, 2, 1, 3)).reshape(r * n, m * q)
-        W = C.T @ Z.reshape(r * n, -1)            # (m q, rest * done)
-        W = W.reshape(m, q * W.shape[1])
-        Z = xp.ascontiguousarray(W.T)             # (q, rest, done, m) flattened
-    out = Z.reshape(B, M).T
-    return xp.ascontiguousarray(out[:, 0] if vector else out)
+    return A.matmat(X)

@@ -1,0 +1,387 @@
+"""GRU and LSTM over sequences with PyTorch's parameters and equations, and TT-RNN input maps.
+
+Parameters of layer ``k`` (PyTorch's names, shapes and gate orders, ``G = 3``
+gates ``(r, z, n)`` for the GRU and ``G = 4`` gates ``(i, f, g, o)`` for the LSTM):
+``weight_ih_l{k}`` ``(G H, I_k)``, ``weight_hh_l{k}`` ``(G H, H)``,
+``bias_ih_l{k}`` and ``bias_hh_l{k}`` ``(G H,)``; initialised uniform on
+``+-1/sqrt(H)`` as PyTorch does. Per step, with ``W_i* x`` the rows of
+``weight_ih`` for gate ``*``::
+
+    GRU   r = s(W_ir x + b_ir + W_hr h + b_hr)     z = s(W_iz x + b_iz + W_hz h + b_hz)
+          n = tanh(W_in x + b_in + r * (W_hn h + b_hn))      h' = (1 - z) * n + z * h
+    LSTM  i, f, o = s(W_i* x + b_i* + W_h* h + b_h*)   g = tanh(W_ig x + b_ig + W_hg h + b_hg)
+          c' = f * c + i * g                              h' = o * tanh(c')
+
+TT-RNN (Yang, Krompass and Tresp, ICML 2017): with ``tt_input_shape``,
+``tt_hidden_shape`` and ``tt_rank``, layer 0's ``weight_ih_l0`` is replaced
+by one TT-matrix for all gates (a :class:`~tensorpar.nn.TTLinear` without
+bias named ``tt_ih_l0``, parameters ``tt_ih_l0.cores.k``), whose output modes
+are ``tt_hidden_shape`` with the first multiplied by ``G``, so rows
+``[g H, (g+1) H)`` are gate ``g`` as in PyTorch's layout.
+
+The input map of a layer runs once over all ``T B`` rows (one GEMM, or one
+TT sweep); only the ``h W_hh^T`` products are sequential. Backward through
+time keeps, per step, the gates and the previous state: ``T B (G + 2) H``
+elements per layer (plus the layer input and, for TT, the sweep's tape).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import get_array_module
+from .._typing import Array
+from .checks import cached, check_grad, check_input, check_positive_int
+from .linear import uniform_init
+from .module import Module, Parameter
+from .tt_linear import TTLinear, check_mode_shape
+
+__all__ = ["GRU", "LSTM", "RNNBase", "sigmoid"]
+
+
+def sigmoid(x: Array) -> Array:
+    """Logistic function as ``(1 + tanh(x / 2)) / 2`` (no overflow for large ``|x|``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sigmoid(np.array([0.0, 1000.0, -1000.0]))
+    array([0.5, 1. , 0. ])
+    """
+    return 0.5 * (1.0 + get_array_module(x).tanh(0.5 * x))
+
+
+class RNNBase(Module):
+    """Shared parameters, checks and layer loop of :class:`GRU` and :class:`LSTM`."""
+
+    gates = 0
+    kind = ""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, *, tt_input_shape: Sequence[int] | None = None,
+                 tt_hidden_shape: Sequence[int] | None = None, tt_rank: Any = None,
+                 tt_implementation: Any = "auto", dtype: Any = np.float64,
+                 seed: int | np.random.Generator | None = None, xp: ModuleType = np) -> None:
+        super().__init__()
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = H = check_positive_int(hidden_size, "hidden_size")
+        self.num_layers = check_positive_int(num_layers, "num_layers")
+        for name, flag in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        self.bias, self.batch_first = bias, batch_first
+        self.tt = tt_input_shape is not None or tt_hidden_shape is not None or tt_rank is not None
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(H)
+        G = self.gates
+        for k in range(self.num_layers):
+            fan_in = self.input_size if k == 0 else H
+            if k == 0 and self.tt:
+                self._tt_map(tt_input_shape, tt_hidden_shape, tt_rank, tt_implementation,
+                             dtype, rng, xp)
+            else:
+                setattr(self, f"weight_ih_l{k}",
+                        Parameter(uniform_init((G * H, fan_in), bound, rng, dtype, xp)))
+            setattr(self, f"weight_hh_l{k}", Parameter(uniform_init((G * H, H), bound, rng, dtype, xp)))
+            if bias:
+                setattr(self, f"bias_ih_l{k}", Parameter(uniform_init((G * H,), bound, rng, dtype, xp)))
+                setattr(self, f"bias_hh_l{k}", Parameter(uniform_init((G * H,), bound, rng, dtype, xp)))
+
+    def _tt_map(self, in_shape: Any, hidden_shape: Any, rank: Any, implementation: Any,
+                dtype: Any, rng: np.random.Generator, xp: ModuleType) -> None:
+        if in_shape is None or hidden_shape is None or rank is None:
+            raise ValueError("a TT input map needs tt_input_shape, tt_hidden_shape and tt_rank")
+        ins = check_mode_shape(in_shape, "tt_input_shape")
+        hid = check_mode_shape(hidden_shape, "tt_hidden_shape")
+        if math.prod(ins) != self.input_size:
+            raise ValueError(f"tt_input_shape {ins} has product {math.prod(ins)}, "
+                             f"input_size is {self.input_size}")
+        if math.prod(hid) != self.hidden_size:
+            raise ValueError(f"tt_hidden_shape {hid} has product {math.prod(hid)}, "
+                             f"hidden_size is {self.hidden_size}")
+        self.tt_ih_l0 = TTLinear(ins, (self.gates * hid[0], *hid[1:]), rank, bias=False,
+                                 implementation=implementation, dtype=dtype, seed=rng, xp=xp)
+
+    def _param(self, name: str, k: int) -> Array | None:
+        p = self._parameters.get(f"{name}_l{k}")
+        return None if p is None else p
+
+    def _check(self, x: Any, hx: Any) -> tuple[Array, list[Array] | None]:
+        like = self._parameters["weight_hh_l0"].data
+        check_input(x, "x", like=like, features=self.input_size, min_ndim=3)
+        if x.ndim != 3:
+            raise ValueError(f"x must be 3-D ({'batch, seq' if self.batch_first else 'seq, batch'}, "
+                             f"features), got shape {tuple(x.shape)}")
+        xp = get_array_module(x)
+        seq = xp.ascontiguousarray(x.transpose(1, 0, 2)) if self.batch_first else x
+        B = seq.shape[1]
+        states = None
+        if hx is not None:
+            parts = list(hx) if isinstance(hx, (tuple, list)) else [hx]
+            names = ["hx[0]", "hx[1]"] if self.kind == "LSTM" else ["hx"]
+            if len(parts) != len(names):
+                raise TypeError(f"hx must be {'a (h_0, c_0) tuple' if self.kind == 'LSTM' else 'an array'}")
+            want = (self.num_layers, B, self.hidden_size)
+            for p, name in zip(parts, names):
+                check_input(p, name, like=like)
+                if tuple(p.shape) != want:
+                    raise ValueError(f"{name} must have shape {want}, got {tuple(p.shape)}")
+            states = parts
+        return seq, states
+
+    def _input_map(self, k: int, seq: Array) -> Array:
+        T, B, In = seq.shape
+        flat = seq.reshape(T * B, In)
+        if k == 0 and self.tt:
+            xw = self.tt_ih_l0.forward(flat)
+        else:
+            xw = flat @ self._parameters[f"weight_ih_l{k}"].data.T
+        b = self._param("bias_ih", k)
+        if b is not None:
+            xw += b.data
+        return xw.reshape(T, B, -1)
+
+    def _input_map_backward(self, k: int, seq: Array, dxw: Array) -> Array:
+        T, B, In = seq.shape
+        d2 = dxw.reshape(T * B, -1)
+        b = self._param("bias_ih", k)
+        if b is not None:
+            b.grad += d2.sum(axis=0)
+        if k == 0 and self.tt:
+            return self.tt_ih_l0.backward(d2).reshape(T, B, In)
+        W = self._parameters[f"weight_ih_l{k}"]
+        W.grad += d2.T @ seq.reshape(T * B, In)
+        return (d2 @ W.data).reshape(T, B, In)
+
+    def _hidden_backward(self, k: int, dhh: Array, h_prev: Array) -> None:
+        """``W_hh`` and ``b_hh`` gradients of all steps at once: one GEMM over ``T B`` rows."""
+        G = dhh.shape[-1]
+        d2, h2 = dhh.reshape(-1, G), h_prev.reshape(-1, self.hidden_size)
+        self._parameters[f"weight_hh_l{k}"].grad += d2.T @ h2
+        b = self._param("bias_hh", k)
+        if b is not None:
+            b.grad += d2.sum(axis=0)
+
+    def _output(self, out: Array) -> Array:
+        xp = get_array_module(out)
+        return xp.ascontiguousarray(out.transpose(1, 0, 2)) if self.batch_first else out
+
+    def _grad_seq(self, grad_output: Array) -> Array:
+        xp = get_array_module(grad_output)
+        return xp.ascontiguousarray(grad_output.transpose(1, 0, 2)) if self.batch_first else grad_output
+
+    def __repr__(self) -> str:
+        tt = f", tt_ranks={self.tt_ih_l0.ranks}" if self.tt else ""
+        return (f"{self.kind}({self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bias={self.bias}, batch_first={self.batch_first}{tt})")
+
+
+class GRU(RNNBase):
+    """Multi-layer GRU (PyTorch's ``nn.GRU``: names, shapes, gate order r, z, n, equations).
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, bias, batch_first
+        As in PyTorch. Input ``(T, B, input_size)``, or ``(B, T, input_size)``
+        with ``batch_first``.
+    tt_input_shape, tt_hidden_shape, tt_rank, tt_implementation
+        Make layer 0's input map a TT-matrix (TT-GRU); see the module notes.
+    dtype, seed, xp
+        Parameter dtype, initialisation seed and array module.
+
+    Notes
+    -----
+    ``forward(x, hx=None)`` returns ``(output, h_n)``: ``output`` has shape
+    ``(T, B, H)`` (``(B, T, H)`` with ``batch_first``) and ``h_n``
+    ``(num_layers, B, H)``. ``backward(grad_output, grad_h_n=None)`` returns
+    the input gradient, and ``(dx, dhx)`` when ``hx`` was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.nn import GRU
+    >>> gru = GRU(10, 4, num_layers=2, batch_first=True, seed=0)
+    >>> [n for n, _ in gru.named_parameters()][:4]
+    ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0']
+    >>> out, h_n = gru(np.ones((3, 7, 10)))
+    >>> out.shape, h_n.shape, gru.backward(np.ones_like(out)).shape
+    ((3, 7, 4), (2, 3, 4), (3, 7, 10))
+    >>> tt = GRU(57600, 256, tt_input_shape=(8, 20, 20, 18), tt_hidden_shape=(4, 4, 4, 4), tt_rank=4)
+    >>> tt.tt_ih_l0.num_parameters(), 3 * 256 * 57600
+    (3232, 44236800)
+    """
+
+    gates = 3
+    kind = "GRU"
+
+    def forward(self, x: Array, hx: Array | None = None) -> tuple[Array, Array]:
+        seq, states = self._check(x, hx)
+        xp = get_array_module(seq)
+        T, B, _ = seq.shape
+        H = self.hidden_size
+        inp, layers, last = seq, [], []
+        for k in range(self.num_layers):
+            xw = self._input_map(k, inp)
+            Whh, bhh = self._parameters[f"weight_hh_l{k}"].data, self._param("bias_hh", k)
+            hs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
+            if states is not None:
+                hs[0] = states[0][k]
+            gates = xp.empty((T, B, 3, H), dtype=seq.dtype)
+            hn = xp.empty((T, B, H), dtype=seq.dtype)
+            for t in range(T):
+                hh = hs[t] @ Whh.T
+                if bhh is not None:
+                    hh += bhh.data
+                a = xw[t]
+                r = sigmoid(a[:, :H] + hh[:, :H])
+                z = sigmoid(a[:, H:2 * H] + hh[:, H:2 * H])
+                n = xp.tanh(a[:, 2 * H:] + r * hh[:, 2 * H:])
+                hs[t + 1] = (1 - z) * n + z * hs[t]
+                gates[t, :, 0], gates[t, :, 1], gates[t, :, 2] = r, z, n
+                hn[t] = hh[:, 2 * H:]
+            layers.append({"inp": inp, "hs": hs, "gates": gates, "hn": hn})
+            inp = hs[1:]
+            last.append(hs[T])
+        self.cache = {"layers": layers, "has_hx": states is not None, "out_shape": tuple(x.shape[:-1]),
+                      "saved": [a for lay in layers for a in lay.values()]}
+        return self._output(inp), xp.stack(last)
+
+    def backward(self, grad_output: Array, grad_h_n: Array | None = None) -> Any:
+        c = cached(self.cache, "GRU")
+        H = self.hidden_size
+        like = self._parameters["weight_hh_l0"].data
+        check_grad(grad_output, (*c["out_shape"], H), like=like)
+        dout = self._grad_seq(grad_output)
+        T, B = dout.shape[:2]
+        if grad_h_n is not None:
+            check_grad(grad_h_n, (self.num_layers, B, H), "grad_h_n", like=like)
+        xp = get_array_module(dout)
+        dh0 = []
+        for k in range(self.num_layers - 1, -1, -1):
+            lay = c["layers"][k]
+            hs, gates, hn = lay["hs"], lay["gates"], lay["hn"]
+            Whh = self._parameters[f"weight_hh_l{k}"].data
+            dh = xp.zeros((B, H), like.dtype) if grad_h_n is None else grad_h_n[k].copy()
+            dxw = xp.empty((T, B, 3 * H), like.dtype)
+            dhh = xp.empty((T, B, 3 * H), like.dtype)
+            for t in range(T - 1, -1, -1):
+                dh = dh + dout[t]
+                r, z, n = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2]
+                dan = dh * (1 - z) * (1 - n * n)
+                dar = dan * hn[t] * r * (1 - r)
+                daz = dh * (hs[t] - n) * z * (1 - z)
+                dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = dar, daz, dan
+                dhh[t, :, :H], dhh[t, :, H:2 * H], dhh[t, :, 2 * H:] = dar, daz, dan * r
+                dh = dh * z + dhh[t] @ Whh
+            self._hidden_backward(k, dhh, hs[:-1])
+            dh0.append(dh)
+            dout = self._input_map_backward(k, lay["inp"], dxw)
+        dx = self._output(dout)
+        return (dx, xp.stack(dh0[::-1])) if c["has_hx"] else dx
+
+
+class LSTM(RNNBase):
+    """Multi-layer LSTM (PyTorch's ``nn.LSTM``: names, shapes, gate order i, f, g, o, equations).
+
+    Parameters are those of :class:`GRU` (with ``G = 4`` gates).
+
+    Notes
+    -----
+    ``forward(x, hx=None)`` with ``hx = (h_0, c_0)`` returns
+    ``(output, (h_n, c_n))``. ``backward(grad_output, grad_h_n=None,
+    grad_c_n=None)`` returns the input gradient, and ``(dx, (dh_0, dc_0))``
+    when ``hx`` was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.nn import LSTM
+    >>> lstm = LSTM(6, 5, seed=0)
+    >>> lstm.weight_ih_l0.shape, lstm.weight_hh_l0.shape
+    ((20, 6), (20, 5))
+    >>> out, (h_n, c_n) = lstm(np.ones((8, 2, 6)))
+    >>> out.shape, c_n.shape
+    ((8, 2, 5), (1, 2, 5))
+    >>> tt = LSTM(57600, 256, tt_input_shape=(8, 20, 20, 18), tt_hidden_shape=(4, 4, 4, 4), tt_rank=4)
+    >>> tt.tt_ih_l0.num_parameters()
+    3360
+    """
+
+    gates = 4
+    kind = "LSTM"
+
+    def forward(self, x: Array, hx: tuple[Array, Array] | None = None) -> tuple[Array, tuple[Array, Array]]:
+        seq, states = self._check(x, hx)
+        xp = get_array_module(seq)
+        T, B, _ = seq.shape
+        H = self.hidden_size
+        inp, layers, last_h, last_c = seq, [], [], []
+        for k in range(self.num_layers):
+            xw = self._input_map(k, inp)
+            Whh, bhh = self._parameters[f"weight_hh_l{k}"].data, self._param("bias_hh", k)
+            hs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
+            cs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
+            if states is not None:
+                hs[0], cs[0] = states[0][k], states[1][k]
+            gates = xp.empty((T, B, 4, H), dtype=seq.dtype)
+            tc = xp.empty((T, B, H), dtype=seq.dtype)
+            for t in range(T):
+                a = xw[t] + hs[t] @ Whh.T
+                if bhh is not None:
+                    a += bhh.data
+                a = a.reshape(B, 4, H)
+                gates[t] = sigmoid(a)
+                gates[t, :, 2] = xp.tanh(a[:, 2])
+                i, f, g, o = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2], gates[t, :, 3]
+                cs[t + 1] = f * cs[t] + i * g
+                tc[t] = xp.tanh(cs[t + 1])
+                hs[t + 1] = o * tc[t]
+            layers.append({"inp": inp, "hs": hs, "cs": cs, "gates": gates, "tc": tc})
+            inp = hs[1:]
+            last_h.append(hs[T])
+            last_c.append(cs[T])
+        self.cache = {"layers": layers, "has_hx": states is not None, "out_shape": tuple(x.shape[:-1]),
+                      "saved": [a for lay in layers for a in lay.values()]}
+        return self._output(inp), (xp.stack(last_h), xp.stack(last_c))
+
+    def backward(self, grad_output: Array, grad_h_n: Array | None = None,
+                 grad_c_n: Array | None = None) -> Any:
+        c = cached(self.cache, "LSTM")
+        H = self.hidden_size
+        like = self._parameters["weight_hh_l0"].data
+        check_grad(grad_output, (*c["out_shape"], H), like=like)
+        dout = self._grad_seq(grad_output)
+        T, B = dout.shape[:2]
+        for g, name in ((grad_h_n, "grad_h_n"), (grad_c_n, "grad_c_n")):
+            if g is not None:
+                check_grad(g, (self.num_layers, B, H), name, like=like)
+        xp = get_array_module(dout)
+        dh0, dc0 = [], []
+        for k in range(self.num_layers - 1, -1, -1):
+            lay = c["layers"][k]
+            hs, cs, gates, tc = lay["hs"], lay["cs"], lay["gates"], lay["tc"]
+            Whh = self._parameters[f"weight_hh_l{k}"].data
+            dh = xp.zeros((B, H), like.dtype) if grad_h_n is None else grad_h_n[k].copy()
+            dc = xp.zeros((B, H), like.dtype) if grad_c_n is None else grad_c_n[k].copy()
+            da = xp.empty((T, B, 4 * H), like.dtype)
+            for t in range(T - 1, -1, -1):
+                dh = dh + dout[t]
+                i, f, g, o = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2], gates[t, :, 3]
+                dc = dc + dh * o * (1 - tc[t] * tc[t])
+                da[t, :, :H] = dc * g * i * (1 - i)
+                da[t, :, H:2 * H] = dc * cs[t] * f * (1 - f)
+                da[t, :, 2 * H:3 * H] = dc * i * (1 - g * g)
+                da[t, :, 3 * H:] = dh * tc[t] * o * (1 - o)
+                dc = dc * f
+                dh = da[t] @ Whh
+            self._hidden_backward(k, da, hs[:-1])
+            dh0.append(dh)
+            dc0.append(dc)
+            dout = self._input_map_backward(k, lay["inp"], da)
+        dx = self._output(dout)
+        return (dx, (xp.stack(dh0[::-1]), xp.stack(dc0[::-1]))) if c["has_hx"] else dx

@@ -1,0 +1,318 @@
+"""TT-compressed affine layer ``y = x W^T + b`` with ``W`` a TT-matrix (Novikov et al. 2015).
+
+The weight ``W`` (``out_features x in_features``) is the :class:`~tensorpar.TTMatrix`
+with cores ``G_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``, row modes
+``out_shape = (m_k)`` and column modes ``in_shape = (n_k)``. The forward is
+:func:`tensorpar.tt.matrix_grad.ttm_matmat_forward` on ``x^T`` and the backward
+its VJP: this module only owns parameters and the cache.
+
+Counts (``B`` rows, ``M = prod m_k``, ``N = prod n_k``):
+
+* parameters: ``sum_k r_k m_k n_k r_{k+1}`` (plus ``M`` for the bias), against ``M N`` dense;
+* FLOPs: those of the plan (:func:`tensorpar.tt.matrix_plan.plan_ttm_matmat`);
+  the plain left-to-right sweep costs
+  ``sum_k 2 B r_k m_k n_k r_{k+1} prod_{j<k} m_j prod_{j>k} n_j`` forward and
+  twice that backward; the reconstructed path forms ``W`` (about ``2 M N r``)
+  and costs ``2 B M N`` forward and ``4 B M N`` backward like a dense layer;
+* memory kept for backward: the input of every step of the sweep and the
+  merged cores (``TTMatmatPlan.saved_elements``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._backend import get_array_module
+from .._typing import Array
+from ..tt.matrix import TTMatrix
+from ..tt.matrix_grad import ttm_matmat_forward, ttm_matmat_vjp
+from ..tt.matrix_plan import Implementation, TTMatmatPlan, plan_ttm_matmat
+from .checks import cached, check_grad, check_input, check_positive_int
+from .linear import uniform_init
+from .module import Module, Parameter
+from .tt_init import TTInit, tt_matrix_init
+
+__all__ = ["TTCores", "TTLinear", "check_mode_shape", "resolve_tt_ranks", "tt_num_params"]
+
+
+class TTCores(Module):
+    """The cores of a TT-matrix as parameters named ``"0", "1", ...`` (PyTorch ParameterList style).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = TTCores([np.ones((1, 2, 2, 3)), np.ones((3, 2, 2, 1))])
+    >>> [name for name, _ in c.named_parameters()], len(c)
+    (['0', '1'], 2)
+    """
+
+    def __init__(self, cores: Sequence[Array]) -> None:
+        super().__init__()
+        TTMatrix(list(cores))  # checks the shapes and the rank chain
+        for k, c in enumerate(cores):
+            setattr(self, str(k), Parameter(c))
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def data(self) -> list[Array]:
+        """The core arrays, in order."""
+        return [p.data for p in self._parameters.values()]
+
+    def grads(self) -> list[Array]:
+        """The gradient arrays, in order."""
+        return [p.grad for p in self._parameters.values()]
+
+
+def check_mode_shape(shape: Any, name: str) -> tuple[int, ...]:
+    """Return a tuple of positive ints (a tensorized size).
+
+    Examples
+    --------
+    >>> check_mode_shape([4, 8], "in_shape")
+    (4, 8)
+    """
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)) or not shape:
+        raise TypeError(f"{name} must be a non-empty sequence of positive ints, got {shape!r}")
+    return tuple(check_positive_int(s, f"{name}[{k}]") for k, s in enumerate(shape))
+
+
+def tt_num_params(row_shape: Sequence[int], col_shape: Sequence[int], ranks: Sequence[int]) -> int:
+    """``sum_k r_k m_k n_k r_{k+1}``: parameters of a TT-matrix.
+
+    Examples
+    --------
+    >>> tt_num_params((12, 4, 4, 4), (8, 20, 20, 18), (1, 4, 4, 4, 1))
+    3232
+    """
+    return sum(ranks[k] * m * n * ranks[k + 1] for k, (m, n) in enumerate(zip(row_shape, col_shape)))
+
+
+def resolve_tt_ranks(rank: Any, row_shape: Sequence[int], col_shape: Sequence[int]) -> tuple[int, ...]:
+    """TT ranks ``(1, r_1, ..., r_{d-1}, 1)`` from an int, a sequence or a fraction.
+
+    Parameters
+    ----------
+    rank : int, sequence of int, or float
+        An int is every inner rank; a sequence gives the ``d - 1`` inner
+        ranks (or all ``d + 1`` with ones at the ends); a float in ``(0, 1]``
+        is a fraction of the dense parameter count ``M N``: the largest
+        uniform rank whose TT-matrix has at most that many parameters (at
+        least rank 1), as tensorly-torch does. Ranks are clipped to the
+        largest useful ``min(prod_{j<k} m_j n_j, prod_{j>=k} m_j n_j)``.
+
+    Examples
+    --------
+    >>> resolve_tt_ranks(4, (4, 4, 4), (4, 4, 4))
+    (1, 4, 4, 1)
+    >>> resolve_tt_ranks(0.1, (8, 8), (8, 8))  # 2 * 64 * 3 = 384 <= 0.1 * 4096 parameters
+    (1, 3, 1)
+    """
+    d = len(row_shape)
+    sizes = [m * n for m, n in zip(row_shape, col_shape)]
+    cap = [1] + [min(math.prod(sizes[:k]), math.prod(sizes[k:])) for k in range(1, d)] + [1]
+    if isinstance(rank, (float, np.floating)) and not isinstance(rank, bool):
+        if not 0.0 < float(rank) <= 1.0:
+            raise ValueError(f"rank as a float is a fraction of the dense parameters in (0, 1], got {rank}")
+        budget = float(rank) * math.prod(row_shape) * math.prod(col_shape)
+        r = 1
+        while r < max(cap) and tt_num_params(row_shape, col_shape,
+                                              [min(r + 1, c) for c in cap]) <= budget:
+            r += 1
+        return tuple(min(r, c) for c in cap)
+    if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
+        inner = [check_positive_int(rank, "rank")] * (d - 1)
+    elif isinstance(rank, (list, tuple)):
+        vals = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(rank)]
+        if len(vals) == d + 1:
+            if vals[0] != 1 or vals[-1] != 1:
+                raise ValueError(f"rank with {d + 1} entries must start and end with 1, got {tuple(vals)}")
+            vals = vals[1:-1]
+        if len(vals) != d - 1:
+            raise ValueError(f"rank must have {d - 1} inner ranks (or {d + 1} with the ones) for "
+                             f"{d} modes, got {len(vals)}")
+        inner = vals
+    else:
+        raise TypeError(f"rank must be an int, a sequence of ints or a float, got {type(rank).__name__}")
+    return tuple(min(r, c) for r, c in zip([1, *inner, 1], cap))
+
+
+class TTLinear(Module):
+    """Affine layer with a TT-matrix weight: ``y = x W^T + b`` over the last axis.
+
+    Parameters
+    ----------
+    in_shape, out_shape : sequence of int
+        Modes ``(n_k)`` and ``(m_k)`` of the same length ``d``:
+        ``in_features = prod n_k``, ``out_features = prod m_k``.
+    rank : int, sequence of int or float
+        TT ranks, see :func:`resolve_tt_ranks` (a float is a fraction of the
+        dense parameter count).
+    bias : bool
+    implementation : {"auto", "factorized", "sweep", "reconstructed"}
+        Contraction family (:data:`tensorpar.tt.matrix_plan.Implementation`):
+        "factorized" never forms ``W``; "reconstructed" forms ``W`` and runs a
+        dense GEMM; "auto" takes the cheaper under the FLOP-and-bandwidth model
+        for the batch at hand.
+    init : {"glorot", "he", "lecun"}
+        Variance of the full matrix at initialisation (:mod:`tensorpar.nn.tt_init`).
+    dtype, seed, xp
+        As for :class:`tensorpar.nn.Linear`; the bias is PyTorch's uniform
+        ``+-1/sqrt(in_features)``.
+
+    Attributes
+    ----------
+    cores : TTCores
+        Parameters ``cores.0, ..., cores.{d-1}``, shapes ``(r_k, m_k, n_k, r_{k+1})``.
+    bias : Parameter or None
+        Shape ``(out_features,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.nn import TTLinear
+    >>> lay = TTLinear((4, 8, 8), (2, 8, 8), rank=4, seed=0)
+    >>> [name for name, _ in lay.named_parameters()]
+    ['bias', 'cores.0', 'cores.1', 'cores.2']
+    >>> x = np.ones((5, 256))
+    >>> bool(np.allclose(lay(x), x @ lay.weight().to_dense().T + lay.bias.data))
+    True
+    >>> lay.backward(np.ones((5, 128))).shape
+    (5, 256)
+    """
+
+    bias: Parameter | None
+    cores: TTCores
+
+    def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], rank: Any,
+                 bias: bool = True, implementation: Implementation = "auto", *,
+                 init: TTInit = "glorot", dtype: Any = np.float64,
+                 seed: int | np.random.Generator | None = None, xp: ModuleType = np,
+                 cores: Sequence[Array] | None = None) -> None:
+        super().__init__()
+        self.in_shape = check_mode_shape(in_shape, "in_shape")
+        self.out_shape = check_mode_shape(out_shape, "out_shape")
+        if len(self.in_shape) != len(self.out_shape):
+            raise ValueError(f"in_shape {self.in_shape} and out_shape {self.out_shape} need the "
+                             "same number of modes")
+        if implementation not in ("auto", "factorized", "sweep", "reconstructed"):
+            raise ValueError("implementation must be 'auto', 'factorized', 'sweep' or "
+                             f"'reconstructed', got {implementation!r}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        self.implementation: Implementation = implementation
+        self.in_features, self.out_features = math.prod(self.in_shape), math.prod(self.out_shape)
+        rng = np.random.default_rng(seed)
+        if cores is None:
+            ranks = resolve_tt_ranks(rank, self.out_shape, self.in_shape)
+            cores = tt_matrix_init(self.out_shape, self.in_shape, ranks, init, rng=rng,
+                                   dtype=dtype, xp=xp)
+        self.cores = TTCores(cores)
+        W = self.weight()
+        if W.row_shape != self.out_shape or W.col_shape != self.in_shape:
+            raise ValueError(f"cores have row modes {W.row_shape} and column modes {W.col_shape}; "
+                             f"expected {self.out_shape} and {self.in_shape}")
+        bound = 1.0 / math.sqrt(self.in_features)
+        c0 = W.cores[0]
+        self.bias = Parameter(uniform_init((self.out_features,), bound, rng, c0.dtype,
+                                           get_array_module(c0))) if bias else None
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        return self.weight().ranks
+
+    def weight(self) -> TTMatrix:
+        """The weight as a :class:`~tensorpar.TTMatrix` viewing the parameter arrays."""
+        return TTMatrix(self.cores.data())
+
+    @classmethod
+    def from_dense(cls, W: Array, in_shape: Sequence[int], out_shape: Sequence[int], *,
+                   rank: int | None = None, eps: float | None = None, bias: Array | None = None,
+                   implementation: Implementation = "auto") -> TTLinear:
+        """Compress a dense ``(out_features, in_features)`` weight by TT-SVD.
+
+        ``eps`` bounds the relative Frobenius error ``||W - W_TT|| <= eps ||W||``
+        (the default 1e-12 when only ``rank`` is given); ``rank`` caps every TT
+        rank (the error bound then no longer holds). ``bias`` (shape
+        ``(out_features,)``) is copied; without it the layer has no bias.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = np.random.default_rng(0).standard_normal((16, 12))
+        >>> lay = TTLinear.from_dense(W, (3, 4), (4, 4), eps=1e-10)
+        >>> bool(np.linalg.norm(lay.weight().to_dense() - W) <= 1e-10 * np.linalg.norm(W))
+        True
+        """
+        in_shape, out_shape = check_mode_shape(in_shape, "in_shape"), check_mode_shape(out_shape, "out_shape")
+        check_input(W, "W", min_ndim=2)
+        if W.ndim != 2 or tuple(W.shape) != (math.prod(out_shape), math.prod(in_shape)):
+            raise ValueError(f"W has shape {tuple(W.shape)}; out_shape x in_shape needs "
+                             f"{(math.prod(out_shape), math.prod(in_shape))}")
+        if rank is None and eps is None:
+            raise ValueError("from_dense needs rank=... or eps=...")
+        T = TTMatrix.from_dense(W, out_shape, in_shape, eps=1e-12 if eps is None else eps,
+                                max_rank=rank)
+        lay = cls(in_shape, out_shape, None, bias=bias is not None, implementation=implementation,
+                  cores=[get_array_module(c).ascontiguousarray(c) for c in T.cores])
+        if bias is not None:
+            check_input(bias, "bias", like=W, features=lay.out_features)
+            lay.bias.data[...] = bias  # type: ignore[union-attr]
+        return lay
+
+    def plan(self, batch: int) -> TTMatmatPlan:
+        """The contraction plan (and its FLOP and memory model) for ``batch`` rows."""
+        return plan_ttm_matmat(self.out_shape, self.in_shape, self.ranks, batch, self.implementation,
+                               itemsize=self.cores.data()[0].dtype.itemsize)
+
+    def forward(self, x: Array) -> Array:
+        cores = self.cores.data()
+        check_input(x, "x", like=cores[0], features=self.in_features)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        Y, tape = ttm_matmat_forward(cores, x2.T, self.plan(x2.shape[0]), keep=self.training)
+        xp = get_array_module(Y)
+        y = xp.ascontiguousarray(Y.T)
+        if self.bias is not None:
+            y += self.bias.data
+        self.cache = {"tape": tape, "shape": tuple(x.shape),
+                      "saved": [] if tape is None else tape.inputs + tape.merged}
+        return y.reshape(*lead, self.out_features)
+
+    def backward(self, grad_out: Array) -> Array:
+        cache = cached(self.cache, "TTLinear")
+        if cache["tape"] is None:
+            raise RuntimeError("TTLinear.backward after a forward in eval mode (nothing was kept)")
+        shape = cache["shape"]
+        check_grad(grad_out, (*shape[:-1], self.out_features), like=self.cores.data()[0])
+        g2 = grad_out.reshape(-1, self.out_features)
+        dX, dcores = ttm_matmat_vjp(cache["tape"], g2.T)
+        for p, g in zip(self.cores.grads(), dcores):
+            p += g
+        if self.bias is not None:
+            self.bias.grad += g2.sum(axis=0)
+        if dX is None:  # unreachable: need_input defaults to True
+            raise RuntimeError("the TT-matrix VJP returned no input gradient")
+        return get_array_module(dX).ascontiguousarray(dX.T).reshape(shape)
+
+    def flops(self, batch: int) -> dict[str, int]:
+        """Forward and backward FLOPs of this layer's plan and of a dense layer for ``batch`` rows."""
+        p = self.plan(batch)
+        dense = 2 * batch * self.in_features * self.out_features
+        return {"forward": p.forward_flops, "backward": p.backward_flops,
+                "dense_forward": dense, "dense_backward": 2 * dense}
+
+    def compression(self) -> float:
+        """Dense weight parameters over TT weight parameters (biases not counted)."""
+        return float(self.in_features * self.out_features / sum(c.size for c in self.cores.data()))
+
+    def __repr__(self) -> str:
+        return (f"TTLinear(in_shape={self.in_shape}, out_shape={self.out_shape}, ranks={self.ranks}, "
+                f"bias={self.bias is not None}, implementation={self.implementation!r})")
