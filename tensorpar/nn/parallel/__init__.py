@@ -13,6 +13,7 @@ from __future__ import annotations
 
 # --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
 from .ledger import MemoryLedger, format_ledgers, gather_ledgers, memory_ledger, traffic_by_layer
+from .layers import ColumnParallelLinear, RowParallelLinear
 from .mappings import (
     Mapping,
     agree_on,
@@ -31,8 +32,11 @@ from .mappings import (
     scatter_to_tensor_parallel,
     scatter_to_tensor_parallel_backward,
 )
+from .sharding import ShardSpec, gather_parameters, gather_shard, shard
 
 __all__ = [
+    "ColumnParallelLinear", "RowParallelLinear", "ShardSpec", "gather_parameters",
+    "gather_shard", "shard",
     "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
     "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
     "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",
