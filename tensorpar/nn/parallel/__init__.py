@@ -12,8 +12,8 @@ from the distributed layer, never mpi4py itself.
 from __future__ import annotations
 
 # --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
-from .ledger import MemoryLedger, format_ledgers, gather_ledgers, memory_ledger, traffic_by_layer
 from .layers import ColumnParallelLinear, RowParallelLinear
+from .ledger import MemoryLedger, format_ledgers, gather_ledgers, memory_ledger, traffic_by_layer
 from .mappings import (
     Mapping,
     agree_on,
