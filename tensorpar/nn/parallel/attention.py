@@ -18,7 +18,7 @@ tokens; attention itself sees every token).
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -122,22 +122,27 @@ class ParallelMultiheadAttention(MultiheadAttention):
         self.exit = Mapping("reduce_scatter_to_sequence_parallel" if sequence_parallel
                             else "reduce_from_tensor_parallel", comm, check=False)
 
+    @property
+    def row_proj(self) -> RowParallelLinear:
+        """``out_proj``, typed: the row-parallel output projection (its bias is added here)."""
+        return cast(RowParallelLinear, self.out_proj)
+
     def forward(self, x: Array) -> Array:
-        agree_on_tensor(self.shard_comm, x, "x", like=self.out_proj.weight.data,
+        agree_on_tensor(self.shard_comm, x, "x", like=self.row_proj.weight.data,
                         features=self.embed_dim)
         if x.ndim != 3:  # agreed on: every rank raises
             raise ValueError(f"x must have shape (batch, seq, embed_dim), got {tuple(x.shape)}")
         y = self.exit.forward(super().forward(self.enter.forward(x)))
         self.cache["out_shape"] = tuple(y.shape)
-        bias = self.out_proj.bias
+        bias = self.row_proj.bias
         return y if bias is None else y + bias.data
 
     def backward(self, grad_out: Array) -> Array:
         shape = cached(self.cache, "ParallelMultiheadAttention")["out_shape"]
-        agree_on_tensor(self.shard_comm, grad_out, "grad_out", like=self.out_proj.weight.data,
+        agree_on_tensor(self.shard_comm, grad_out, "grad_out", like=self.row_proj.weight.data,
                         shape=shape)
         g = self.exit.backward(grad_out)
-        bias = self.out_proj.bias
+        bias = self.row_proj.bias
         if bias is not None:  # from the whole (gathered) gradient: no partial sums to reduce
             bias.grad += g.reshape(-1, self.embed_dim).sum(axis=0)
         return self.enter.backward(super().backward(g))

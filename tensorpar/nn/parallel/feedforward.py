@@ -114,10 +114,9 @@ class ParallelFeedForward(FeedForward):
     def _shard(self, serial: FeedForward, comm: Any, sequence_parallel: bool) -> None:
         if not isinstance(sequence_parallel, bool):
             raise TypeError(f"sequence_parallel must be a bool, got {type(sequence_parallel).__name__}")
-        for name in ("linear1", "linear2"):
-            if not isinstance(getattr(serial, name), Linear):
-                raise TypeError(f"serial.{name} must be a dense Linear to be split")
         l1, l2 = serial.linear1, serial.linear2
+        if not (isinstance(l1, Linear) and isinstance(l2, Linear)):
+            raise TypeError("serial.linear1 and serial.linear2 must be dense Linear layers to be split")
         Module.__init__(self)
         self.embed_dim, self.hidden_dim = serial.embed_dim, serial.hidden_dim
         self.sequence_parallel = sequence_parallel
