@@ -36,6 +36,7 @@ from .mappings import (
     scatter_to_tensor_parallel,
     scatter_to_tensor_parallel_backward,
 )
+from .rnn import ParallelGRU, ParallelLSTM
 from .sharding import ShardSpec, gather_parameters, gather_shard, shard
 from .transformer import ParallelTransformerBlock
 from .zero import ZeroAdam
@@ -44,7 +45,7 @@ __all__ = [
     "ColumnParallelLinear", "RowParallelLinear", "ShardSpec", "gather_parameters",
     "gather_shard", "shard", "ParallelFeedForward", "ParallelMultiheadAttention",
     "ParallelTransformerBlock", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
-    "DataParallel", "ZeroAdam", "broadcast_parameters", "plan_buckets",
+    "DataParallel", "ZeroAdam", "ParallelGRU", "ParallelLSTM", "broadcast_parameters", "plan_buckets",
     "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
     "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
     "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",
