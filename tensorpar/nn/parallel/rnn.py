@@ -42,7 +42,8 @@ from ..._typing import Array
 from ...distributed import comm as C
 from ..checks import cached, check_grad, check_input
 from ..module import Module, Parameter
-from ..rnn import GRU, LSTM, RNNBase, sigmoid
+from ..rnn import GRU, LSTM
+from ..rnn_base import RNNBase, sigmoid
 from .mappings import agree_on, split_size
 from .sharding import ShardSpec, shard
 
