@@ -219,7 +219,6 @@ def scatter_to_tensor_parallel_backward(g: Array, comm: Comm = None, *,
     >>> scatter_to_tensor_parallel_backward(np.ones((1, 2))).shape
     (1, 2)
     """
-    _check(comm, g, -1, False)
     if check:
         agree_on(comm, {"shape": tuple(g.shape), "dtype": str(g.dtype)}, lambda: check_float(g, "g"))
     return _gather(comm, g, -1)
