@@ -13,6 +13,7 @@ from __future__ import annotations
 
 # --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
 from .attention import ParallelMultiheadAttention
+from .clip import parallel_clip_grad_norm, parallel_grad_norm
 from .data_parallel import DataParallel, broadcast_parameters, plan_buckets
 from .embedding import VocabParallelCrossEntropy, VocabParallelEmbedding
 from .feedforward import ParallelFeedForward
@@ -42,17 +43,18 @@ from .transformer import ParallelTransformerBlock
 from .zero import ZeroAdam
 
 __all__ = [
-    "ColumnParallelLinear", "RowParallelLinear", "ShardSpec", "gather_parameters",
-    "gather_shard", "shard", "ParallelFeedForward", "ParallelMultiheadAttention",
-    "ParallelTransformerBlock", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
-    "DataParallel", "ZeroAdam", "ParallelGRU", "ParallelLSTM", "broadcast_parameters", "plan_buckets",
-    "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
+    "ColumnParallelLinear", "DataParallel", "Mapping", "MemoryLedger", "ParallelFeedForward",
+    "ParallelGRU", "ParallelLSTM", "ParallelMultiheadAttention", "ParallelTransformerBlock",
+    "RowParallelLinear", "ShardSpec", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
+    "ZeroAdam", "agree_on", "broadcast_parameters", "copy_to_tensor_parallel",
     "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
     "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",
-    "gather_from_tensor_parallel_backward", "gather_ledgers", "memory_ledger",
-    "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
+    "gather_from_tensor_parallel_backward", "gather_ledgers", "gather_parameters",
+    "gather_shard", "memory_ledger", "parallel_clip_grad_norm", "parallel_grad_norm",
+    "plan_buckets", "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
     "reduce_scatter_to_sequence_parallel", "reduce_scatter_to_sequence_parallel_backward",
     "scatter_to_sequence_parallel", "scatter_to_sequence_parallel_backward",
-    "scatter_to_tensor_parallel", "scatter_to_tensor_parallel_backward", "traffic_by_layer",
+    "scatter_to_tensor_parallel", "scatter_to_tensor_parallel_backward", "shard",
+    "traffic_by_layer",
 ]
 # --- end par1 ---

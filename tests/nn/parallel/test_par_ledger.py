@@ -88,3 +88,27 @@ def test_zero_ledger(comm):
     model.weight.grad[...] = 1.0
     opt.step()
     assert memory_ledger(model, opt).optimizer_state == 2 * model.parameter_bytes() // P
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_parallel_gradient_norm_and_clipping_equal_serial(comm, sp):
+    from tensorpar.nn import clip_grad_norm
+    from tensorpar.nn.parallel import gather_parameters, parallel_clip_grad_norm
+
+    P = comm.size
+    serial = TransformerBlock(12, P, 4 * P, seed=2)
+    par = ParallelTransformerBlock.from_serial(serial, comm, sequence_parallel=sp)
+    rng = np.random.default_rng(6)
+    x, g = rng.standard_normal((2, 2 * P, 12)) * 1e150, rng.standard_normal((2, 2 * P, 12))
+    serial(x)
+    serial.backward(g * 1e150)       # huge gradients: the scaled sum of squares must not overflow
+    cut = (lambda a: local_slice(a, comm, 1)) if sp else (lambda a: a)
+    par(cut(x))
+    par.backward(cut(g * 1e150))
+    ref = clip_grad_norm(serial, 1.0)
+    got = parallel_clip_grad_norm(par, 1.0)
+    assert np.isfinite(ref) and abs(got - ref) <= 1e-12 * ref
+    grads = dict(serial.named_parameters())
+    for name, full in gather_parameters(par, grads=True).items():
+        np.testing.assert_allclose(full, grads[name].grad, rtol=0,
+                                   atol=1e-12 * np.abs(grads[name].grad).max())
