@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
+from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
@@ -23,7 +24,7 @@ TOL = 1e-12
 
 
 def close(a, b, tol=TOL):
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = to_numpy(a), to_numpy(b)
     scale = max(1.0, float(np.abs(b).max()))
     np.testing.assert_allclose(a, b, rtol=0, atol=tol * scale)
 
@@ -35,11 +36,11 @@ def serial_run(layer, x, g):
 
 
 @pytest.mark.parametrize("gather_output", [False, True])
-def test_column_parallel_equals_serial(comm, gather_output):
+def test_column_parallel_equals_serial(comm, gather_output, xp):
     P = comm.size
     rng = np.random.default_rng(0)
-    serial = Linear(5, 12, seed=1)
-    x, g = rng.standard_normal((3, 4, 5)), rng.standard_normal((3, 4, 12))
+    serial = Linear(5, 12, seed=1, xp=xp)
+    x, g = xp.asarray(rng.standard_normal((3, 4, 5))), xp.asarray(rng.standard_normal((3, 4, 12)))
     col = ColumnParallelLinear(5, 12, comm=comm, serial=serial, gather_output=gather_output)
     y_ref, dx_ref, grads = serial_run(serial, x, g)
     g_local = g if gather_output else local_slice(g, comm, -1)
@@ -58,11 +59,11 @@ def test_column_parallel_equals_serial(comm, gather_output):
 
 
 @pytest.mark.parametrize("input_is_parallel", [True, False])
-def test_row_parallel_equals_serial(comm, input_is_parallel):
+def test_row_parallel_equals_serial(comm, input_is_parallel, xp):
     P = comm.size
     rng = np.random.default_rng(1)
-    serial = Linear(12, 5, seed=2)
-    x, g = rng.standard_normal((3, 4, 12)), rng.standard_normal((3, 4, 5))
+    serial = Linear(12, 5, seed=2, xp=xp)
+    x, g = xp.asarray(rng.standard_normal((3, 4, 12))), xp.asarray(rng.standard_normal((3, 4, 5)))
     row = RowParallelLinear(12, 5, comm=comm, serial=serial, input_is_parallel=input_is_parallel)
     y_ref, dx_ref, grads = serial_run(serial, x, g)
     x_in = local_slice(x, comm, -1) if input_is_parallel else x
@@ -78,12 +79,13 @@ def test_row_parallel_equals_serial(comm, input_is_parallel):
         assert c.nbytes.get("Allgatherv", 0) == (0 if input_is_parallel else x.nbytes)
 
 
-def test_sequence_parallel_column_then_row(comm):
+def test_sequence_parallel_column_then_row(comm, xp):
     """SP: tokens split; column all-gathers them, row reduce-scatters its output."""
     P = comm.size
     rng = np.random.default_rng(2)
-    s1, s2 = Linear(6, 8 * P, seed=3), Linear(8 * P, 6, seed=4)
-    x, g = rng.standard_normal((2, 3 * P, 6)), rng.standard_normal((2, 3 * P, 6))
+    s1, s2 = Linear(6, 8 * P, seed=3, xp=xp), Linear(8 * P, 6, seed=4, xp=xp)
+    x, g = (xp.asarray(rng.standard_normal((2, 3 * P, 6))),
+            xp.asarray(rng.standard_normal((2, 3 * P, 6))))
     y_ref = s2(s1(x))
     dx_ref = s1.backward(s2.backward(g))
     col = ColumnParallelLinear(6, 8 * P, comm=comm, serial=s1, mode="sequence")

@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
+from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import GRU, LSTM  # noqa: E402
 from tensorpar.nn.parallel import ParallelGRU, ParallelLSTM, gather_parameters, memory_ledger  # noqa: E402
@@ -15,21 +16,21 @@ pytestmark = pytest.mark.mpi
 
 
 def close(a, b, tol=1e-12):
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = to_numpy(a), to_numpy(b)
     np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 @pytest.mark.parametrize("kind", ["GRU", "LSTM"])
 @pytest.mark.parametrize("layers,batch_first", [(1, False), (2, True)])
-def test_parallel_rnn_equals_serial(comm, kind, layers, batch_first):
+def test_parallel_rnn_equals_serial(comm, kind, layers, batch_first, xp):
     P = comm.size
     H, I, T, B = 2 * P, 5, 6, 3
     serial_cls, par_cls = (GRU, ParallelGRU) if kind == "GRU" else (LSTM, ParallelLSTM)
-    serial = serial_cls(I, H, num_layers=layers, batch_first=batch_first, seed=9)
+    serial = serial_cls(I, H, num_layers=layers, batch_first=batch_first, seed=9, xp=xp)
     par = par_cls.from_serial(serial, comm)
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I))
-    g = rng.standard_normal((B, T, H) if batch_first else (T, B, H))
+    x = xp.asarray(rng.standard_normal((B, T, I) if batch_first else (T, B, I)))
+    g = xp.asarray(rng.standard_normal((B, T, H) if batch_first else (T, B, H)))
     out_ref, state_ref = serial(x)
     dx_ref = serial.backward(g)
     with C.count_traffic() as fwd:

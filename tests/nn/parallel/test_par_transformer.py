@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
+from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import Adam, FeedForward, MSELoss, MultiheadAttention, TransformerBlock  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
@@ -27,29 +28,29 @@ pytestmark = pytest.mark.mpi
 
 
 def close(a, b, tol=1e-12):
-    a, b = np.asarray(a), np.asarray(b)
+    a, b = to_numpy(a), to_numpy(b)
     np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 E = 12  # divisible by 1, 2, 3 and 4 ranks
 
 
-def make(kind, P):
+def make(kind, P, xp):
     if kind == "ff":
-        return FeedForward(E, 4 * P, seed=5), ParallelFeedForward
+        return FeedForward(E, 4 * P, seed=5, xp=xp), ParallelFeedForward
     if kind == "attn":  # head_dim given explicitly: 2P heads of 3
-        return MultiheadAttention(E, 2 * P, causal=True, head_dim=3, seed=6), \
+        return MultiheadAttention(E, 2 * P, causal=True, head_dim=3, seed=6, xp=xp), \
             ParallelMultiheadAttention
-    return TransformerBlock(E, P, 4 * P, causal=True, seed=7), ParallelTransformerBlock
+    return TransformerBlock(E, P, 4 * P, causal=True, seed=7, xp=xp), ParallelTransformerBlock
 
 
-def run(comm, kind, sp):
+def run(comm, kind, sp, xp=np):
     P = comm.size
-    serial, cls = make(kind, P)
+    serial, cls = make(kind, P, xp)
     par = cls.from_serial(serial, comm, sequence_parallel=sp)
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 2 * P, E))
-    g = rng.standard_normal((2, 2 * P, E))
+    x = xp.asarray(rng.standard_normal((2, 2 * P, E)))
+    g = xp.asarray(rng.standard_normal((2, 2 * P, E)))
     y_ref = serial(x)
     dx_ref = serial.backward(g)
     cut = (lambda a: local_slice(a, comm, 1)) if sp else (lambda a: a)
@@ -65,13 +66,13 @@ def run(comm, kind, sp):
     for name, full in grads.items():
         close(full, ref[name].grad)
     for name, full in gather_parameters(par).items():
-        np.testing.assert_array_equal(full, ref[name].data)
+        np.testing.assert_array_equal(full, to_numpy(ref[name].data))
     return x, fwd, bwd
 
 
 @pytest.mark.parametrize("kind", ["ff", "attn"])
-def test_one_allreduce_forward_one_backward(comm, kind):
-    x, fwd, bwd = run(comm, kind, sp=False)
+def test_one_allreduce_forward_one_backward(comm, kind, xp):
+    x, fwd, bwd = run(comm, kind, sp=False, xp=xp)
     if comm.size > 1:
         for c in (fwd, bwd):
             assert {k: v for k, v in c.calls.items() if k != "meta"} == {"Allreduce": 1}
@@ -79,8 +80,8 @@ def test_one_allreduce_forward_one_backward(comm, kind):
 
 
 @pytest.mark.parametrize("kind", ["ff", "attn"])
-def test_sequence_parallel_reduce_scatter_plus_all_gather(comm, kind):
-    x, fwd, bwd = run(comm, kind, sp=True)
+def test_sequence_parallel_reduce_scatter_plus_all_gather(comm, kind, xp):
+    x, fwd, bwd = run(comm, kind, sp=True, xp=xp)
     if comm.size > 1:
         for c in (fwd, bwd):
             assert {k: v for k, v in c.calls.items() if k != "meta"} == \
@@ -89,8 +90,8 @@ def test_sequence_parallel_reduce_scatter_plus_all_gather(comm, kind):
 
 
 @pytest.mark.parametrize("sp", [False, True])
-def test_transformer_block(comm, sp):
-    x, fwd, bwd = run(comm, "block", sp=sp)
+def test_transformer_block(comm, sp, xp):
+    x, fwd, bwd = run(comm, "block", sp=sp, xp=xp)
     if comm.size == 1:
         return
     if not sp:
