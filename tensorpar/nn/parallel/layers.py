@@ -49,12 +49,15 @@ RowMode = Literal["reduce", "sequence", "none"]
 
 
 def agree_on_tensor(comm: Any, x: Any, name: str, *, like: Array | None = None,
-                    features: int | None = None, shape: tuple[int, ...] | None = None) -> None:
+                    features: int | None = None, shape: tuple[int, ...] | None = None,
+                    min_ndim: int = 1) -> None:
     """Check ``x`` locally and agree on its shape and dtype across ``comm`` (one small message).
 
     The entry check of every parallel layer's ``forward`` and ``backward``:
     a bad input on one rank raises on every rank (see
-    :func:`~tensorpar.nn.parallel.mappings.agree_on`).
+    :func:`~tensorpar.nn.parallel.mappings.agree_on`). ``min_ndim`` is the
+    fewest axes accepted (a sequence-parallel input needs a sequence axis
+    before the features).
 
     Examples
     --------
@@ -65,7 +68,7 @@ def agree_on_tensor(comm: Any, x: Any, name: str, *, like: Array | None = None,
         if shape is not None:
             check_grad(x, shape, name, like=like)
         else:
-            check_input(x, name, like=like, features=features)
+            check_input(x, name, like=like, features=features, min_ndim=min_ndim)
 
     agree_on(comm, {f"{name}.shape": tuple(getattr(x, "shape", ())),
                     f"{name}.dtype": str(getattr(x, "dtype", ""))}, validate)
@@ -208,7 +211,8 @@ class ColumnParallelLinear(_ParallelLinear):
 
     def forward(self, x: Array) -> Array:
         agree_on_tensor(self.shard_comm, x, "x", like=self.weight.data,
-                        features=self.full_in_features)
+                        features=self.full_in_features,
+                        min_ndim=self.enter.seq_axis + 2 if self.mode == "sequence" else 1)
         return self.exit.forward(super().forward(self.enter.forward(x)))
 
     def backward(self, grad_out: Array) -> Array:
@@ -292,7 +296,8 @@ class RowParallelLinear(_ParallelLinear):
     def forward(self, x: Array) -> Array:
         agree_on_tensor(self.shard_comm, x, "x", like=self.weight.data,
                         features=self.in_features if self.input_is_parallel
-                        else self.full_in_features)
+                        else self.full_in_features,
+                        min_ndim=self.exit.seq_axis + 2 if self.mode == "sequence" else 1)
         x = self.enter.forward(x)
         self.cache = {"x": x}
         y = self.exit.forward(linear_forward(x, self.weight.data, None))

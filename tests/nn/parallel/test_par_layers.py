@@ -104,6 +104,12 @@ def test_sequence_parallel_column_then_row(comm, xp):
         assert c.nbytes["Reduce_scatter_block"] == 2 * x.nbytes
 
 
+def test_sequence_parallel_needs_a_sequence_axis(comm):
+    col = ColumnParallelLinear(4, 2 * comm.size, comm=comm, mode="sequence", seed=0)
+    with pytest.raises(ValueError, match="at least 3"):
+        col(np.ones((6, 4)))       # (tokens, features): axis 1 would be the features
+
+
 def test_float32_follows_the_serial_layer(comm):
     P = comm.size
     serial = Linear(4, 2 * P, dtype=np.float32, seed=0)
