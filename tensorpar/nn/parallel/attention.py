@@ -29,7 +29,7 @@ from ..checks import cached
 from ..linear import Linear
 from ..module import Module
 from .layers import ColumnParallelLinear, RowParallelLinear, agree_on_tensor
-from .mappings import Mapping, split_size
+from .mappings import Mapping, agree_on, agreed_build, split_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -83,8 +83,11 @@ class ParallelMultiheadAttention(MultiheadAttention):
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, causal: bool = False,
                  *, comm: MPI.Comm | None = None, sequence_parallel: bool = False,
                  dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
-        serial = MultiheadAttention(embed_dim, num_heads, bias, causal, dtype=dtype, seed=seed,
-                                    xp=xp)
+        serial = agreed_build(
+            comm, {"embed_dim": embed_dim, "num_heads": num_heads, "bias": bias, "causal": causal,
+                   "dtype": str(dtype), "seed": seed},
+            lambda: MultiheadAttention(embed_dim, num_heads, bias, causal, dtype=dtype, seed=seed,
+                                       xp=xp))
         self._shard(serial, comm, sequence_parallel)
 
     @classmethod
@@ -98,13 +101,22 @@ class ParallelMultiheadAttention(MultiheadAttention):
         return obj
 
     def _shard(self, serial: MultiheadAttention, comm: Any, sequence_parallel: bool) -> None:
-        if not isinstance(sequence_parallel, bool):
-            raise TypeError(f"sequence_parallel must be a bool, got {type(sequence_parallel).__name__}")
         inp, out = serial.in_proj, serial.out_proj
-        if not (isinstance(inp, Linear) and isinstance(out, Linear)):
-            raise TypeError("serial's in_proj and out_proj must be dense Linear layers to be split")
         P = C.resolve_comm(comm).Get_size()
-        local_heads = split_size(serial.num_heads, P, "num_heads")
+
+        def validate() -> None:
+            if not isinstance(sequence_parallel, bool):
+                raise TypeError(f"sequence_parallel must be a bool, got "
+                                f"{type(sequence_parallel).__name__}")
+            if not (isinstance(inp, Linear) and isinstance(out, Linear)):
+                raise TypeError("serial's in_proj and out_proj must be dense Linear layers")
+            split_size(serial.num_heads, P, "num_heads")
+
+        agree_on(comm, {"embed_dim": serial.embed_dim, "num_heads": serial.num_heads,
+                        "head_dim": serial.head_dim, "causal": serial.causal,
+                        "sequence_parallel": sequence_parallel}, validate)
+        inp, out = cast(Linear, inp), cast(Linear, out)  # checked in validate
+        local_heads = serial.num_heads // P
         E, dh = serial.embed_dim, serial.head_dim
         made: list[Module] = [
             ColumnParallelLinear(E, 3 * serial.num_heads * dh, inp.bias is not None, comm=comm,

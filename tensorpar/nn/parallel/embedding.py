@@ -31,7 +31,7 @@ from ..checks import cached, check_indices, check_input
 from ..embedding import Embedding, scatter_add_rows
 from ..module import Module, Parameter
 from .layers import agree_on_tensor
-from .mappings import Mapping, agree_on, split_size
+from .mappings import Mapping, agree_on, agreed_build, split_size
 from .sharding import ShardSpec, shard
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +94,10 @@ class VocabParallelEmbedding(Embedding):
     def __init__(self, num_embeddings: int, embedding_dim: int, *, comm: MPI.Comm | None = None,
                  sequence_parallel: bool = False, dtype: Any = np.float64, seed: Any = None,
                  xp: ModuleType = np) -> None:
-        serial = Embedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed, xp=xp)
+        serial = agreed_build(
+            comm, {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
+                   "dtype": str(dtype), "seed": seed},
+            lambda: Embedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm, sequence_parallel)
 
     @classmethod
@@ -108,11 +111,16 @@ class VocabParallelEmbedding(Embedding):
         return obj
 
     def _shard(self, serial: Embedding, comm: Any, sequence_parallel: bool) -> None:
-        if not isinstance(sequence_parallel, bool):
-            raise TypeError(f"sequence_parallel must be a bool, got {type(sequence_parallel).__name__}")
         world = C.resolve_comm(comm)
-        agree_on(comm, {"weight": serial.weight.data},
-                 lambda: split_size(serial.num_embeddings, world.Get_size(), "num_embeddings"))
+
+        def validate() -> None:
+            if not isinstance(sequence_parallel, bool):
+                raise TypeError(f"sequence_parallel must be a bool, got "
+                                f"{type(sequence_parallel).__name__}")
+            split_size(serial.num_embeddings, world.Get_size(), "num_embeddings")
+
+        agree_on(comm, {"weight": serial.weight.data, "sequence_parallel": sequence_parallel},
+                 validate)
         Module.__init__(self)
         self.num_embeddings, self.embedding_dim = serial.num_embeddings, serial.embedding_dim
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ..linear import Linear
 from ..module import Module
 from ..transformer import FeedForward
 from .layers import ColumnParallelLinear, RowParallelLinear
+from .mappings import agree_on, agreed_build
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -97,8 +98,11 @@ class ParallelFeedForward(FeedForward):
                  dropout: float = 0.0, bias: bool = True, comm: MPI.Comm | None = None,
                  sequence_parallel: bool = False, dtype: Any = np.float64, seed: Any = None,
                  xp: ModuleType = np) -> None:
-        serial = FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias,
-                             dtype=dtype, seed=seed, xp=xp)
+        serial = agreed_build(
+            comm, {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "activation": repr(activation),
+                   "dropout": dropout, "bias": bias, "dtype": str(dtype), "seed": seed},
+            lambda: FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias,
+                                dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm, sequence_parallel)
 
     @classmethod
@@ -112,11 +116,19 @@ class ParallelFeedForward(FeedForward):
         return obj
 
     def _shard(self, serial: FeedForward, comm: Any, sequence_parallel: bool) -> None:
-        if not isinstance(sequence_parallel, bool):
-            raise TypeError(f"sequence_parallel must be a bool, got {type(sequence_parallel).__name__}")
         l1, l2 = serial.linear1, serial.linear2
-        if not (isinstance(l1, Linear) and isinstance(l2, Linear)):
-            raise TypeError("serial.linear1 and serial.linear2 must be dense Linear layers to be split")
+
+        def validate() -> None:
+            if not isinstance(sequence_parallel, bool):
+                raise TypeError(f"sequence_parallel must be a bool, got "
+                                f"{type(sequence_parallel).__name__}")
+            if not (isinstance(l1, Linear) and isinstance(l2, Linear)):
+                raise TypeError("serial.linear1 and serial.linear2 must be dense Linear layers")
+
+        agree_on(comm, {"embed_dim": serial.embed_dim, "hidden_dim": serial.hidden_dim,
+                        "activation": repr(serial.activation), "dropout": serial.dropout.p,
+                        "sequence_parallel": sequence_parallel}, validate)
+        l1, l2 = cast(Linear, l1), cast(Linear, l2)  # checked in validate
         Module.__init__(self)
         self.embed_dim, self.hidden_dim = serial.embed_dim, serial.hidden_dim
         self.sequence_parallel = sequence_parallel

@@ -40,7 +40,7 @@ check once per forward and per backward and then call the steps with
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._typing import Array
 from ...distributed import comm as C
@@ -50,8 +50,10 @@ from ..module import Module
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
+T = TypeVar("T")
+
 __all__ = [
-    "Mapping", "agree_on", "copy_to_tensor_parallel", "copy_to_tensor_parallel_backward",
+    "Mapping", "agree_on", "agreed_build", "copy_to_tensor_parallel", "copy_to_tensor_parallel_backward",
     "gather_from_sequence_parallel", "gather_from_sequence_parallel_backward",
     "gather_from_tensor_parallel", "gather_from_tensor_parallel_backward", "local_slice",
     "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
@@ -81,6 +83,27 @@ def agree_on(comm: MPI.Comm | None, values: dict[str, Any],
         except Exception as exc:  # noqa: BLE001 - every rank raises it (other types: RuntimeError)
             error = exc
     C.agree(comm, values, error=error)
+
+
+def agreed_build(comm: MPI.Comm | None, values: dict[str, Any], build: Callable[[], T]) -> T:
+    """``build()`` on every rank, agreed: its local error or a differing value raises everywhere.
+
+    Parallel layers construct the serial layer they split this way, so an
+    argument the serial constructor rejects on one rank raises on all of
+    them. A seed that is a numpy Generator is not compared (its ``repr`` is
+    an address); the shards' agreement on the serial weights catches
+    generators in different states.
+
+    Examples
+    --------
+    >>> agreed_build(None, {"n": 3}, lambda: [0] * 3)
+    [0, 0, 0]
+    """
+    out: list[T] = []
+    values = {k: ("<generator>" if k == "seed" and v is not None and not isinstance(v, int) else v)
+              for k, v in values.items()}
+    agree_on(comm, values, lambda: out.append(build()))
+    return out[0]
 
 
 def split_size(n: int, parts: int, name: str) -> int:

@@ -44,7 +44,7 @@ from ..checks import cached, check_grad, check_input
 from ..module import Module, Parameter
 from ..rnn import GRU, LSTM
 from ..rnn_base import RNNBase
-from .mappings import agree_on, split_size
+from .mappings import agree_on, agreed_build, split_size
 from .rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 from .sharding import ShardSpec, shard
 
@@ -64,8 +64,11 @@ class _ParallelRNN(Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, *, comm: MPI.Comm | None = None,
                  dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
-        serial = self.serial_class(input_size, hidden_size, num_layers, bias, batch_first,
-                                   dtype=dtype, seed=seed, xp=xp)
+        serial = agreed_build(
+            comm, {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
+                   "bias": bias, "batch_first": batch_first, "dtype": str(dtype), "seed": seed},
+            lambda: self.serial_class(input_size, hidden_size, num_layers, bias, batch_first,
+                                      dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm)
 
     @classmethod

@@ -34,6 +34,7 @@ from ..transformer import TransformerBlock
 from .attention import ParallelMultiheadAttention
 from .feedforward import ParallelFeedForward, rank_dropout
 from .layers import agree_on_tensor
+from .mappings import agree_on, agreed_build
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -89,9 +90,13 @@ class ParallelTransformerBlock(TransformerBlock):
                  dropout: float = 0.0, activation: str | Module = "gelu", bias: bool = True,
                  eps: float = 1e-5, comm: MPI.Comm | None = None, sequence_parallel: bool = False,
                  dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
-        serial = TransformerBlock(embed_dim, num_heads, hidden_dim, causal=causal,
-                                  dropout=dropout, activation=activation, bias=bias, eps=eps,
-                                  dtype=dtype, seed=seed, xp=xp)
+        serial = agreed_build(
+            comm, {"embed_dim": embed_dim, "num_heads": num_heads, "hidden_dim": hidden_dim,
+                   "causal": causal, "dropout": dropout, "activation": repr(activation),
+                   "bias": bias, "eps": eps, "dtype": str(dtype), "seed": seed},
+            lambda: TransformerBlock(embed_dim, num_heads, hidden_dim, causal=causal,
+                                     dropout=dropout, activation=activation, bias=bias, eps=eps,
+                                     dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm, sequence_parallel)
 
     @classmethod
@@ -105,8 +110,13 @@ class ParallelTransformerBlock(TransformerBlock):
         return obj
 
     def _shard(self, serial: TransformerBlock, comm: Any, sequence_parallel: bool) -> None:
-        if not isinstance(sequence_parallel, bool):
-            raise TypeError(f"sequence_parallel must be a bool, got {type(sequence_parallel).__name__}")
+        def validate() -> None:
+            if not isinstance(sequence_parallel, bool):
+                raise TypeError(f"sequence_parallel must be a bool, got "
+                                f"{type(sequence_parallel).__name__}")
+
+        agree_on(comm, {"embed_dim": serial.embed_dim, "sequence_parallel": sequence_parallel,
+                        "dropout": (serial.dropout1.p, serial.dropout2.p)}, validate)
         sp = sequence_parallel
         Module.__init__(self)  # same registration order as the serial block: same names
         self.embed_dim = serial.embed_dim

@@ -77,6 +77,15 @@ DISAGREE = """
         layer(np.ones((3 if rank == 0 else 2, 4)))
     except ValueError as exc:
         print(f"rank {rank} forward ValueError: {exc}", flush=True)
+    from tensorpar.nn.parallel import ParallelMultiheadAttention, ParallelTransformerBlock
+    try:   # the serial constructor fails on rank 1 only (3 heads do not divide 8)
+        ParallelMultiheadAttention(8, 4 if rank == 0 else 3, seed=0)
+    except ValueError as exc:
+        print(f"rank {rank} heads ValueError: {exc}", flush=True)
+    try:   # valid on both ranks, but not the same block
+        ParallelTransformerBlock(8, 2, 16 if rank == 0 else 32, seed=0)
+    except ValueError as exc:
+        print(f"rank {rank} block ValueError: {exc}", flush=True)
     print(f"rank {rank} done", flush=True)
 """
 
@@ -124,4 +133,7 @@ def test_a_different_argument_on_one_rank_raises_on_every_rank(tmp_path, serial_
         assert f"rank {r} ValueError: argument 'out_features' differs across ranks " \
                f"(rank 0: 8, rank 1: 6)" in res.stdout
         assert f"rank {r} forward ValueError: argument 'x.shape' differs across ranks" in res.stdout
+        assert f"rank {r} heads ValueError: num_heads=3 does not divide embed_dim=8 (on rank 1 " \
+               f"of 2)" in res.stdout
+        assert f"rank {r} block ValueError: argument 'hidden_dim' differs across ranks" in res.stdout
         assert f"rank {r} done" in res.stdout
