@@ -29,7 +29,7 @@ from ..checks import cached
 from ..linear import Linear
 from ..module import Module
 from .layers import ColumnParallelLinear, RowParallelLinear, agree_on_tensor
-from .mappings import Mapping, agree_on, agreed_build, split_size
+from .mappings import Mapping, agree_on, agreed_build, check_serial, split_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -85,7 +85,7 @@ class ParallelMultiheadAttention(MultiheadAttention):
                  dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "num_heads": num_heads, "bias": bias, "causal": causal,
-                   "dtype": str(dtype), "seed": seed},
+                   "dtype": dtype, "seed": seed},
             lambda: MultiheadAttention(embed_dim, num_heads, bias, causal, dtype=dtype, seed=seed,
                                        xp=xp))
         self._shard(serial, comm, sequence_parallel)
@@ -94,8 +94,7 @@ class ParallelMultiheadAttention(MultiheadAttention):
     def from_serial(cls, serial: MultiheadAttention, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False) -> ParallelMultiheadAttention:
         """Split a dense serial layer (equal on every rank); the serial layer is not modified."""
-        if not isinstance(serial, MultiheadAttention):
-            raise TypeError(f"serial must be a MultiheadAttention, got {type(serial).__name__}")
+        check_serial(comm, serial, MultiheadAttention)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel)
         return obj

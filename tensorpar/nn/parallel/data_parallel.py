@@ -41,6 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["DataParallel", "broadcast_parameters", "plan_buckets"]
 
 
+def _check_module(module: Any) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"module must be a Module, got {type(module).__name__}")
+
+
 def _layout(params: list[Parameter]) -> list[tuple[tuple[int, ...], str]]:
     return [(p.shape, str(p.data.dtype)) for p in params]
 
@@ -55,11 +60,9 @@ def broadcast_parameters(module: Module, comm: MPI.Comm | None = None, root: int
     >>> from tensorpar.nn import Linear
     >>> broadcast_parameters(Linear(3, 2, seed=0))   # one process: nothing to do
     """
-    if not isinstance(module, Module):
-        raise TypeError(f"module must be a Module, got {type(module).__name__}")
-    named = list(module.named_parameters())
+    named = list(module.named_parameters()) if isinstance(module, Module) else []
     agree_on(comm, {"parameters": [(n, p.shape, str(p.data.dtype)) for n, p in named],
-                    "root": root})
+                    "root": root}, lambda: _check_module(module))
     if C.resolve_comm(comm).Get_size() == 1:
         return
     for p in module.parameters():
@@ -145,13 +148,14 @@ class DataParallel(Module):
     def __init__(self, module: Module, comm: MPI.Comm | None = None, *,
                  bucket_bytes: int = 25 * 2 ** 20, broadcast: bool = True) -> None:
         super().__init__()
-        if not isinstance(module, Module):
-            raise TypeError(f"module must be a Module, got {type(module).__name__}")
+        params = module.parameters() if isinstance(module, Module) else []
+        def validate() -> None:
+            _check_module(module)
+            plan_buckets(params, bucket_bytes)
+
+        agree_on(comm, {"layout": _layout(params), "bucket_bytes": bucket_bytes}, validate)
         self.module = module
         self.comm = comm
-        params = module.parameters()
-        agree_on(comm, {"layout": _layout(params), "bucket_bytes": bucket_bytes},
-                 lambda: plan_buckets(params, bucket_bytes))
         self.buckets = plan_buckets(params, bucket_bytes)
         self.rank = C.resolve_comm(comm).Get_rank()
         self.size = C.resolve_comm(comm).Get_size()

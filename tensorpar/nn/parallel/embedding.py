@@ -31,7 +31,7 @@ from ..checks import cached, check_indices, check_input
 from ..embedding import Embedding, scatter_add_rows
 from ..module import Module, Parameter
 from .layers import agree_on_tensor
-from .mappings import Mapping, agree_on, agreed_build, split_size
+from .mappings import Mapping, agree_on, agreed_build, check_serial, split_size
 from .sharding import ShardSpec, shard
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,7 +96,7 @@ class VocabParallelEmbedding(Embedding):
                  xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
-                   "dtype": str(dtype), "seed": seed},
+                   "dtype": dtype, "seed": seed},
             lambda: Embedding(num_embeddings, embedding_dim, dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm, sequence_parallel)
 
@@ -104,8 +104,7 @@ class VocabParallelEmbedding(Embedding):
     def from_serial(cls, serial: Embedding, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False) -> VocabParallelEmbedding:
         """Split a serial table (equal on every rank); the serial layer is not modified."""
-        if not isinstance(serial, Embedding):
-            raise TypeError(f"serial must be an Embedding, got {type(serial).__name__}")
+        check_serial(comm, serial, Embedding)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel)
         return obj

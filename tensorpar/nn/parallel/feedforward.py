@@ -29,7 +29,7 @@ from ..linear import Linear
 from ..module import Module
 from ..transformer import FeedForward
 from .layers import ColumnParallelLinear, RowParallelLinear
-from .mappings import agree_on, agreed_build
+from .mappings import agree_on, agreed_build, check_serial
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -100,7 +100,7 @@ class ParallelFeedForward(FeedForward):
                  xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "activation": repr(activation),
-                   "dropout": dropout, "bias": bias, "dtype": str(dtype), "seed": seed},
+                   "dropout": dropout, "bias": bias, "dtype": dtype, "seed": seed},
             lambda: FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias,
                                 dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm, sequence_parallel)
@@ -109,8 +109,7 @@ class ParallelFeedForward(FeedForward):
     def from_serial(cls, serial: FeedForward, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False) -> ParallelFeedForward:
         """Split a dense serial block (equal on every rank); the serial block is not modified."""
-        if not isinstance(serial, FeedForward):
-            raise TypeError(f"serial must be a FeedForward, got {type(serial).__name__}")
+        check_serial(comm, serial, FeedForward)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel)
         return obj

@@ -101,18 +101,20 @@ class _ParallelLinear(Linear):
 
     def _build(self, in_features: int, out_features: int, bias: bool, comm: Any,
                split: str, groups: int, serial: Linear | None, dtype: Any, seed: Any,
-               xp: ModuleType) -> Linear:
+               xp: ModuleType, options: dict[str, Any], modes: tuple[str, ...]) -> Linear:
         world = C.resolve_comm(comm)
         P = world.Get_size()
         full: list[Linear] = []
 
         def validate() -> None:
+            if options["mode"] not in modes:
+                raise ValueError(f"mode must be one of {modes}, got {options['mode']!r}")
             n = in_features if split == "in" else out_features
             split_size(n, P * groups, f"{split}_features / groups")
             full.append(serial_linear(in_features, out_features, bias, serial, dtype, seed, xp))
 
         agree_on(comm, {"in_features": in_features, "out_features": out_features, "bias": bias,
-                        "groups": groups, "dtype": str(np.dtype(dtype))}, validate)
+                        "groups": groups, **options}, validate)
         src = full[0]
         agree_on(comm, {"weight": src.weight.data})  # equal serial weights on every rank
         local_in = in_features // P if split == "in" else in_features
@@ -199,9 +201,9 @@ class ColumnParallelLinear(_ParallelLinear):
                  gather_output: bool = False, groups: int = 1, serial: Linear | None = None,
                  seq_axis: int = 1, dtype: Any = np.float64, seed: Any = None,
                  xp: ModuleType = np) -> None:
-        if mode not in ("copy", "sequence", "none"):
-            raise ValueError(f"mode must be 'copy', 'sequence' or 'none', got {mode!r}")
-        self._build(in_features, out_features, bias, comm, "out", groups, serial, dtype, seed, xp)
+        self._build(in_features, out_features, bias, comm, "out", groups, serial, dtype, seed, xp,
+                    {"mode": mode, "gather_output": gather_output, "seq_axis": seq_axis},
+                    ("copy", "sequence", "none"))
         self.mode, self.gather_output = mode, bool(gather_output)
         step = {"copy": "copy_to_tensor_parallel", "sequence": "gather_from_sequence_parallel",
                 "none": "identity"}[mode]
@@ -283,9 +285,9 @@ class RowParallelLinear(_ParallelLinear):
                  input_is_parallel: bool = True, serial: Linear | None = None,
                  seq_axis: int = 1, dtype: Any = np.float64, seed: Any = None,
                  xp: ModuleType = np) -> None:
-        if mode not in ("reduce", "sequence", "none"):
-            raise ValueError(f"mode must be 'reduce', 'sequence' or 'none', got {mode!r}")
-        self._build(in_features, out_features, bias, comm, "in", 1, serial, dtype, seed, xp)
+        self._build(in_features, out_features, bias, comm, "in", 1, serial, dtype, seed, xp,
+                    {"mode": mode, "input_is_parallel": input_is_parallel, "seq_axis": seq_axis},
+                    ("reduce", "sequence", "none"))
         self.mode, self.input_is_parallel = mode, bool(input_is_parallel)
         self.enter = Mapping("identity" if input_is_parallel else "scatter_to_tensor_parallel",
                              comm, check=False)

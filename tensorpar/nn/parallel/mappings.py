@@ -42,6 +42,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+
 from ..._typing import Array
 from ...distributed import comm as C
 from ..checks import check_float
@@ -53,7 +55,8 @@ if TYPE_CHECKING:  # pragma: no cover
 T = TypeVar("T")
 
 __all__ = [
-    "Mapping", "agree_on", "agreed_build", "copy_to_tensor_parallel", "copy_to_tensor_parallel_backward",
+    "Mapping", "agree_on", "agreed_build", "check_serial", "copy_to_tensor_parallel",
+    "copy_to_tensor_parallel_backward",
     "gather_from_sequence_parallel", "gather_from_sequence_parallel_backward",
     "gather_from_tensor_parallel", "gather_from_tensor_parallel_backward", "local_slice",
     "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
@@ -100,10 +103,32 @@ def agreed_build(comm: MPI.Comm | None, values: dict[str, Any], build: Callable[
     [0, 0, 0]
     """
     out: list[T] = []
-    values = {k: ("<generator>" if k == "seed" and v is not None and not isinstance(v, int) else v)
-              for k, v in values.items()}
+    values = {k: ("<generator>" if k == "seed" and v is not None and not isinstance(v, int)
+                  else _dtype_name(v) if k == "dtype" else v) for k, v in values.items()}
     agree_on(comm, values, lambda: out.append(build()))
     return out[0]
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``float64`` for ``np.float64``, ``"float64"`` and ``np.dtype("float64")`` alike."""
+    try:
+        return str(np.dtype(dtype))
+    except TypeError:
+        return repr(dtype)
+
+
+def check_serial(comm: MPI.Comm | None, serial: Any, kind: type) -> None:
+    """Agreed type check of the serial layer a ``from_serial`` splits (TypeError on every rank).
+
+    Examples
+    --------
+    >>> check_serial(None, 3, int)
+    """
+    def validate() -> None:
+        if not isinstance(serial, kind):
+            raise TypeError(f"serial must be a {kind.__name__}, got {type(serial).__name__}")
+
+    agree_on(comm, {"serial": type(serial).__name__}, validate)
 
 
 def split_size(n: int, parts: int, name: str) -> int:

@@ -44,7 +44,7 @@ from ..checks import cached, check_grad, check_input
 from ..module import Module, Parameter
 from ..rnn import GRU, LSTM
 from ..rnn_base import RNNBase
-from .mappings import agree_on, agreed_build, split_size
+from .mappings import agree_on, agreed_build, check_serial, split_size
 from .rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 from .sharding import ShardSpec, shard
 
@@ -66,7 +66,7 @@ class _ParallelRNN(Module):
                  dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers,
-                   "bias": bias, "batch_first": batch_first, "dtype": str(dtype), "seed": seed},
+                   "bias": bias, "batch_first": batch_first, "dtype": dtype, "seed": seed},
             lambda: self.serial_class(input_size, hidden_size, num_layers, bias, batch_first,
                                       dtype=dtype, seed=seed, xp=xp))
         self._shard(serial, comm)
@@ -74,9 +74,7 @@ class _ParallelRNN(Module):
     @classmethod
     def from_serial(cls, serial: RNNBase, comm: MPI.Comm | None = None) -> Any:
         """Split a serial layer with a dense input map (equal on every rank); it is not modified."""
-        if not isinstance(serial, cls.serial_class):
-            raise TypeError(f"serial must be a {cls.serial_class.__name__}, "
-                            f"got {type(serial).__name__}")
+        check_serial(comm, serial, cls.serial_class)
         obj = cls.__new__(cls)
         obj._shard(serial, comm)
         return obj

@@ -34,7 +34,7 @@ from ..transformer import TransformerBlock
 from .attention import ParallelMultiheadAttention
 from .feedforward import ParallelFeedForward, rank_dropout
 from .layers import agree_on_tensor
-from .mappings import agree_on, agreed_build
+from .mappings import agree_on, agreed_build, check_serial
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -93,7 +93,7 @@ class ParallelTransformerBlock(TransformerBlock):
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "num_heads": num_heads, "hidden_dim": hidden_dim,
                    "causal": causal, "dropout": dropout, "activation": repr(activation),
-                   "bias": bias, "eps": eps, "dtype": str(dtype), "seed": seed},
+                   "bias": bias, "eps": eps, "dtype": dtype, "seed": seed},
             lambda: TransformerBlock(embed_dim, num_heads, hidden_dim, causal=causal,
                                      dropout=dropout, activation=activation, bias=bias, eps=eps,
                                      dtype=dtype, seed=seed, xp=xp))
@@ -103,8 +103,7 @@ class ParallelTransformerBlock(TransformerBlock):
     def from_serial(cls, serial: TransformerBlock, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False) -> ParallelTransformerBlock:
         """Split a dense serial block (equal on every rank); the serial block is not modified."""
-        if not isinstance(serial, TransformerBlock):
-            raise TypeError(f"serial must be a TransformerBlock, got {type(serial).__name__}")
+        check_serial(comm, serial, TransformerBlock)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel)
         return obj
