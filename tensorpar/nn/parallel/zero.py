@@ -28,8 +28,11 @@ gradients, which this optimizer reduce-scatters.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..._backend import get_array_module
 from ...distributed import comm as C
@@ -155,17 +158,57 @@ class ZeroAdam:
         for p in self.params:
             p.grad[...] = 0
 
-    def step(self) -> None:
-        """Reduce-scatter the gradients, update this rank's shard, all-gather the parameters."""
-        agree_on(self.comm, {"step": self.inner.step_count, "lr": self.inner.lr})
+    def step(self, max_norm: float | None = None) -> float | None:
+        """Reduce-scatter the gradients, update this rank's shard, all-gather the parameters.
+
+        Parameters
+        ----------
+        max_norm : float, optional
+            Clip the averaged gradient to this global norm first, as
+            :func:`tensorpar.nn.clip_grad_norm` does (same factor, a
+            non-finite norm skips the clipping): the squares of the shards
+            are summed over ``comm`` (two all-reduces of one number). The
+            norm is that of the parameters this optimizer holds, so under
+            tensor parallelism it is not the whole model's.
+
+        Returns
+        -------
+        float or None
+            The norm before clipping, when ``max_norm`` is given.
+        """
+        def validate() -> None:
+            if max_norm is not None and (isinstance(max_norm, bool) or not isinstance(
+                    max_norm, (int, float)) or not math.isfinite(max_norm) or max_norm < 0):
+                raise ValueError(f"max_norm must be a finite number >= 0, got {max_norm!r}")
+
+        agree_on(self.comm, {"step": self.inner.step_count, "lr": self.inner.lr,
+                             "max_norm": max_norm}, validate)
         grads = C.reduce_scatter_block(self.comm, self._flat("grad"))
         self.shard.grad[...] = grads * (1.0 / self.size)
+        norm = None if max_norm is None else self._clip(float(max_norm))
         self.inner.step()
         full = C.allgatherv(self.comm, self.shard.data, counts=[self.shard_size] * self.size)
         start = 0
         for p in self.params:
             p.data[...] = full[start:start + p.size].reshape(p.shape)
             start += p.size
+        return norm
+
+    def _clip(self, max_norm: float) -> float:
+        """Global norm of the averaged gradient from the shards; scale the shard like the serial clip."""
+        g = self.shard.grad
+        xp = get_array_module(g)
+        local_max = float(xp.abs(g).max()) if g.size else 0.0
+        scale = float(C.allreduce(self.comm, local_max, op="max"))
+        if scale == 0.0 or not math.isfinite(scale):
+            return scale
+        s = g.astype(np.float64) / scale
+        norm = scale * math.sqrt(float(C.allreduce(self.comm, float((s * s).sum()))))
+        if math.isfinite(norm):
+            coef = max_norm / (norm + 1e-6)
+            if coef < 1.0:
+                g *= coef
+        return norm
 
     def state_bytes(self) -> int:
         """Bytes of optimizer state on this rank (the moments of its shard)."""

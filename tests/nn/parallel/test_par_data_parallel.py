@@ -153,6 +153,34 @@ def test_zero_adam_equals_serial(comm, kind):
         assert c.nbytes["Reduce_scatter_block"] == c.nbytes["Allgatherv"] == STEPS * padded * 8
 
 
+def test_zero_adam_with_clipping_equals_serial(comm):
+    from tensorpar.nn import clip_grad_norm
+
+    P = comm.size
+    data = batches("mlp", P)
+    ref = mlp()
+    ref_opt, loss = Adam(ref, lr=1e-2), MSELoss()
+    model = mlp()
+    opt = ZeroAdam(model, comm, lr=1e-2)
+    lo, hi = rows(comm, data[0][0].shape[0])
+    clipped = 0
+    for x, y in data:
+        ref_opt.zero_grad()
+        loss(ref(x), y)
+        ref.backward(loss.backward())
+        norm_ref = clip_grad_norm(ref, 0.5)
+        ref_opt.step()
+        opt.zero_grad()
+        loss(model(x[lo:hi]), y[lo:hi])
+        model.backward(loss.backward())
+        norm = opt.step(max_norm=0.5)
+        assert abs(norm - norm_ref) <= 1e-12 * norm_ref
+        clipped += norm_ref > 0.5
+    assert clipped > 0                    # the clipping acted    for name, p in ref.named_parameters():
+        np.testing.assert_allclose(dict(model.named_parameters())[name].data, p.data, rtol=0,
+                                   atol=1e-10)
+
+
 def test_zero_state_is_exactly_one_pth(comm):
     P = comm.size
     model = Linear(12, 2 * P, bias=False, seed=0)       # 24 P entries: divisible by P
