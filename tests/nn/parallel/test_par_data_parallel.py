@@ -176,7 +176,8 @@ def test_zero_adam_with_clipping_equals_serial(comm):
         norm = opt.step(max_norm=0.5)
         assert abs(norm - norm_ref) <= 1e-12 * norm_ref
         clipped += norm_ref > 0.5
-    assert clipped > 0                    # the clipping acted    for name, p in ref.named_parameters():
+    assert clipped > 0                    # the clipping acted
+    for name, p in ref.named_parameters():
         np.testing.assert_allclose(dict(model.named_parameters())[name].data, p.data, rtol=0,
                                    atol=1e-10)
 
