@@ -50,6 +50,10 @@ class ParallelMultiheadAttention(MultiheadAttention):
         The tensor-parallel group (default ``COMM_WORLD``).
     sequence_parallel : bool
         Input and output are this rank's block of the sequence axis.
+    regather : bool
+        Under sequence parallelism keep only this rank's tokens of the input
+        for backward and all-gather them again there (Megatron-SP): ``1/P``
+        of the input's memory for one more all-gather of ``B S E`` numbers.
 
     Notes
     -----
@@ -82,24 +86,27 @@ class ParallelMultiheadAttention(MultiheadAttention):
 
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True, causal: bool = False,
                  *, comm: MPI.Comm | None = None, sequence_parallel: bool = False,
-                 dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
+                 regather: bool = False, dtype: Any = np.float64, seed: Any = None,
+                 xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "num_heads": num_heads, "bias": bias, "causal": causal,
                    "dtype": dtype, "seed": seed},
             lambda: MultiheadAttention(embed_dim, num_heads, bias, causal, dtype=dtype, seed=seed,
                                        xp=xp))
-        self._shard(serial, comm, sequence_parallel)
+        self._shard(serial, comm, sequence_parallel, regather)
 
     @classmethod
     def from_serial(cls, serial: MultiheadAttention, comm: MPI.Comm | None = None, *,
-                    sequence_parallel: bool = False) -> ParallelMultiheadAttention:
+                    sequence_parallel: bool = False,
+                    regather: bool = False) -> ParallelMultiheadAttention:
         """Split a dense serial layer (equal on every rank); the serial layer is not modified."""
         check_serial(comm, serial, MultiheadAttention)
         obj = cls.__new__(cls)
-        obj._shard(serial, comm, sequence_parallel)
+        obj._shard(serial, comm, sequence_parallel, regather)
         return obj
 
-    def _shard(self, serial: MultiheadAttention, comm: Any, sequence_parallel: bool) -> None:
+    def _shard(self, serial: MultiheadAttention, comm: Any, sequence_parallel: bool,
+               regather: bool) -> None:
         inp, out = serial.in_proj, serial.out_proj
         P = C.resolve_comm(comm).Get_size()
 
@@ -127,6 +134,7 @@ class ParallelMultiheadAttention(MultiheadAttention):
                                     linear=lambda i, o, b: made.pop(0))
         self.full_num_heads = serial.num_heads
         self.sequence_parallel = sequence_parallel
+        self.regather = bool(regather) and sequence_parallel
         self.shard_comm = comm
         self.enter = Mapping("gather_from_sequence_parallel" if sequence_parallel
                              else "copy_to_tensor_parallel", comm, check=False)
@@ -145,6 +153,9 @@ class ParallelMultiheadAttention(MultiheadAttention):
             raise ValueError(f"x must have shape (batch, seq, embed_dim), got {tuple(x.shape)}")
         y = self.exit.forward(super().forward(self.enter.forward(x)))
         self.cache["out_shape"] = tuple(y.shape)
+        if self.regather:  # in_proj keeps only my tokens; backward gathers them again
+            self.cache["x_shard"] = x
+            self.in_proj.cache = {}
         bias = self.row_proj.bias
         return y if bias is None else y + bias.data
 
@@ -156,7 +167,12 @@ class ParallelMultiheadAttention(MultiheadAttention):
         bias = self.row_proj.bias
         if bias is not None:  # from the whole (gathered) gradient: no partial sums to reduce
             bias.grad += g.reshape(-1, self.embed_dim).sum(axis=0)
-        return self.enter.backward(super().backward(g))
+        if self.regather:
+            self.in_proj.cache = {"x": self.enter.forward(self.cache["x_shard"])}
+        dx = self.enter.backward(super().backward(g))
+        if self.regather:
+            self.in_proj.cache = {}
+        return dx
 
     def __repr__(self) -> str:
         return (f"ParallelMultiheadAttention(embed_dim={self.embed_dim}, "

@@ -67,6 +67,10 @@ class ParallelFeedForward(FeedForward):
     sequence_parallel : bool
         Input and output are this rank's block of the sequence axis (axis 1
         of ``(B, S, E)``); ``P`` must divide ``S``.
+    regather : bool
+        Under sequence parallelism keep only this rank's tokens of the input
+        for backward and all-gather them again there
+        (:class:`ColumnParallelLinear`'s ``regather``).
 
     Notes
     -----
@@ -96,25 +100,26 @@ class ParallelFeedForward(FeedForward):
 
     def __init__(self, embed_dim: int, hidden_dim: int, activation: str | Module = "gelu", *,
                  dropout: float = 0.0, bias: bool = True, comm: MPI.Comm | None = None,
-                 sequence_parallel: bool = False, dtype: Any = np.float64, seed: Any = None,
-                 xp: ModuleType = np) -> None:
+                 sequence_parallel: bool = False, regather: bool = False,
+                 dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "activation": repr(activation),
                    "dropout": dropout, "bias": bias, "dtype": dtype, "seed": seed},
             lambda: FeedForward(embed_dim, hidden_dim, activation, dropout=dropout, bias=bias,
                                 dtype=dtype, seed=seed, xp=xp))
-        self._shard(serial, comm, sequence_parallel)
+        self._shard(serial, comm, sequence_parallel, regather)
 
     @classmethod
     def from_serial(cls, serial: FeedForward, comm: MPI.Comm | None = None, *,
-                    sequence_parallel: bool = False) -> ParallelFeedForward:
+                    sequence_parallel: bool = False, regather: bool = False) -> ParallelFeedForward:
         """Split a dense serial block (equal on every rank); the serial block is not modified."""
         check_serial(comm, serial, FeedForward)
         obj = cls.__new__(cls)
-        obj._shard(serial, comm, sequence_parallel)
+        obj._shard(serial, comm, sequence_parallel, regather)
         return obj
 
-    def _shard(self, serial: FeedForward, comm: Any, sequence_parallel: bool) -> None:
+    def _shard(self, serial: FeedForward, comm: Any, sequence_parallel: bool,
+               regather: bool) -> None:
         l1, l2 = serial.linear1, serial.linear2
 
         def validate() -> None:
@@ -133,7 +138,8 @@ class ParallelFeedForward(FeedForward):
         self.sequence_parallel = sequence_parallel
         self.linear1 = ColumnParallelLinear(
             l1.in_features, l1.out_features, l1.bias is not None, comm=comm, serial=l1,
-            mode="sequence" if sequence_parallel else "copy", dtype=l1.weight.data.dtype)
+            mode="sequence" if sequence_parallel else "copy", regather=regather,
+            dtype=l1.weight.data.dtype)
         self.activation = copy.deepcopy(serial.activation)
         self.dropout = rank_dropout(serial.dropout, comm)
         self.linear2 = RowParallelLinear(

@@ -153,6 +153,10 @@ class ColumnParallelLinear(_ParallelLinear):
         replicated; backward all-reduces the input gradient),
         ``gather_from_sequence_parallel`` (input is this rank's block of the
         sequence axis ``seq_axis``; backward reduce-scatters), or none.
+    regather : bool
+        With ``mode="sequence"``, keep only this rank's tokens for backward
+        and all-gather them again there (Megatron-SP's choice: ``1/P`` of the
+        input's memory for one more all-gather of ``n w`` bytes backward).
     gather_output : bool
         All-gather the output features (``gather_from_tensor_parallel``), so
         every rank gets the serial output; otherwise each rank returns its
@@ -175,9 +179,11 @@ class ColumnParallelLinear(_ParallelLinear):
     ``w`` bytes each): mode "copy" none forward and one all-reduce of
     ``n w`` bytes backward; mode "sequence" one all-gather of ``n w``
     (whole output) forward and one reduce-scatter of ``n w`` backward;
-    ``gather_output`` adds one all-gather of ``N out w`` forward. Kept for
-    backward: the (gathered) input, ``N in`` elements. Construction and each
-    forward and backward make one agreement message (:func:`agree_on_tensor`).
+    ``gather_output`` adds one all-gather of ``N out w`` forward;
+    ``regather`` one all-gather of ``n w`` backward. Kept for backward: the
+    (gathered) input, ``N in`` elements (``N in / P`` with ``regather``).
+    Construction and each forward and backward make one agreement message
+    (:func:`agree_on_tensor`).
 
     Examples
     --------
@@ -199,12 +205,13 @@ class ColumnParallelLinear(_ParallelLinear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  comm: MPI.Comm | None = None, mode: ColumnMode = "copy",
                  gather_output: bool = False, groups: int = 1, serial: Linear | None = None,
-                 seq_axis: int = 1, dtype: Any = np.float64, seed: Any = None,
-                 xp: ModuleType = np) -> None:
+                 seq_axis: int = 1, regather: bool = False, dtype: Any = np.float64,
+                 seed: Any = None, xp: ModuleType = np) -> None:
         self._build(in_features, out_features, bias, comm, "out", groups, serial, dtype, seed, xp,
-                    {"mode": mode, "gather_output": gather_output, "seq_axis": seq_axis},
-                    ("copy", "sequence", "none"))
+                    {"mode": mode, "gather_output": gather_output, "seq_axis": seq_axis,
+                     "regather": regather}, ("copy", "sequence", "none"))
         self.mode, self.gather_output = mode, bool(gather_output)
+        self.regather = bool(regather) and mode == "sequence"
         step = {"copy": "copy_to_tensor_parallel", "sequence": "gather_from_sequence_parallel",
                 "none": "identity"}[mode]
         self.enter = Mapping(step, comm, seq_axis=seq_axis, check=False)
@@ -215,14 +222,23 @@ class ColumnParallelLinear(_ParallelLinear):
         agree_on_tensor(self.shard_comm, x, "x", like=self.weight.data,
                         features=self.full_in_features,
                         min_ndim=self.enter.seq_axis + 2 if self.mode == "sequence" else 1)
-        return self.exit.forward(super().forward(self.enter.forward(x)))
+        y = self.exit.forward(super().forward(self.enter.forward(x)))
+        if self.regather:  # keep only my tokens; backward gathers them again
+            self.cache = {"x_shard": x, "shape": tuple(self.cache["x"].shape)}
+        return y
 
     def backward(self, grad_out: Array) -> Array:
-        x = cached(self.cache, "ColumnParallelLinear")["x"]
+        c = cached(self.cache, "ColumnParallelLinear")
+        like = c["x_shard"] if self.regather else c["x"]
+        lead = c["shape"][:-1] if self.regather else tuple(c["x"].shape[:-1])
         out = self.full_out_features if self.gather_output else self.out_features
-        agree_on_tensor(self.shard_comm, grad_out, "grad_out", like=x,
-                        shape=(*x.shape[:-1], out))
-        return self.enter.backward(super().backward(self.exit.backward(grad_out)))
+        agree_on_tensor(self.shard_comm, grad_out, "grad_out", like=like, shape=(*lead, out))
+        if self.regather:
+            self.cache = {"x": self.enter.forward(c["x_shard"])}
+        dx = self.enter.backward(super().backward(self.exit.backward(grad_out)))
+        if self.regather:
+            self.cache = c
+        return dx
 
     def __repr__(self) -> str:
         return (f"ColumnParallelLinear(in_features={self.full_in_features}, "

@@ -56,6 +56,12 @@ class ParallelTransformerBlock(TransformerBlock):
     sequence_parallel : bool
         Input and output are this rank's block of the sequence axis
         (``(B, S / P, E)``); ``P`` must divide ``S``.
+    regather : bool
+        Under sequence parallelism, the attention and the first feed-forward
+        layer keep only this rank's tokens of their inputs and all-gather them
+        again in backward (Megatron-SP): every activation the block keeps is
+        then ``1/P`` of the token axis, for two more all-gathers of ``n w``
+        bytes backward.
 
     Notes
     -----
@@ -89,7 +95,8 @@ class ParallelTransformerBlock(TransformerBlock):
     def __init__(self, embed_dim: int, num_heads: int, hidden_dim: int, *, causal: bool = False,
                  dropout: float = 0.0, activation: str | Module = "gelu", bias: bool = True,
                  eps: float = 1e-5, comm: MPI.Comm | None = None, sequence_parallel: bool = False,
-                 dtype: Any = np.float64, seed: Any = None, xp: ModuleType = np) -> None:
+                 regather: bool = False, dtype: Any = np.float64, seed: Any = None,
+                 xp: ModuleType = np) -> None:
         serial = agreed_build(
             comm, {"embed_dim": embed_dim, "num_heads": num_heads, "hidden_dim": hidden_dim,
                    "causal": causal, "dropout": dropout, "activation": repr(activation),
@@ -97,34 +104,39 @@ class ParallelTransformerBlock(TransformerBlock):
             lambda: TransformerBlock(embed_dim, num_heads, hidden_dim, causal=causal,
                                      dropout=dropout, activation=activation, bias=bias, eps=eps,
                                      dtype=dtype, seed=seed, xp=xp))
-        self._shard(serial, comm, sequence_parallel)
+        self._shard(serial, comm, sequence_parallel, regather)
 
     @classmethod
     def from_serial(cls, serial: TransformerBlock, comm: MPI.Comm | None = None, *,
-                    sequence_parallel: bool = False) -> ParallelTransformerBlock:
+                    sequence_parallel: bool = False,
+                    regather: bool = False) -> ParallelTransformerBlock:
         """Split a dense serial block (equal on every rank); the serial block is not modified."""
         check_serial(comm, serial, TransformerBlock)
         obj = cls.__new__(cls)
-        obj._shard(serial, comm, sequence_parallel)
+        obj._shard(serial, comm, sequence_parallel, regather)
         return obj
 
-    def _shard(self, serial: TransformerBlock, comm: Any, sequence_parallel: bool) -> None:
+    def _shard(self, serial: TransformerBlock, comm: Any, sequence_parallel: bool,
+               regather: bool) -> None:
         def validate() -> None:
             if not isinstance(sequence_parallel, bool):
                 raise TypeError(f"sequence_parallel must be a bool, got "
                                 f"{type(sequence_parallel).__name__}")
 
         agree_on(comm, {"embed_dim": serial.embed_dim, "sequence_parallel": sequence_parallel,
-                        "dropout": (serial.dropout1.p, serial.dropout2.p)}, validate)
+                        "dropout": (serial.dropout1.p, serial.dropout2.p),
+                        "regather": regather}, validate)
         sp = sequence_parallel
         Module.__init__(self)  # same registration order as the serial block: same names
         self.embed_dim = serial.embed_dim
         self.norm1 = copy.deepcopy(serial.norm1)
         self.self_attn = ParallelMultiheadAttention.from_serial(serial.self_attn, comm,
-                                                                sequence_parallel=sp)
+                                                                sequence_parallel=sp,
+                                                                regather=regather)
         self.dropout1 = rank_dropout(serial.dropout1, comm) if sp else copy.deepcopy(serial.dropout1)
         self.norm2 = copy.deepcopy(serial.norm2)
-        self.ff = ParallelFeedForward.from_serial(serial.ff, comm, sequence_parallel=sp)
+        self.ff = ParallelFeedForward.from_serial(serial.ff, comm, sequence_parallel=sp,
+                                                  regather=regather)
         self.dropout2 = rank_dropout(serial.dropout2, comm) if sp else copy.deepcopy(serial.dropout2)
         self.sequence_parallel = sp
         self.shard_comm = comm

@@ -105,6 +105,34 @@ def test_transformer_block(comm, sp, xp):
         assert bwd.total_bytes == 4 * x.nbytes + ln_bytes
 
 
+def test_regather_keeps_one_pth_of_the_tokens(comm, xp):
+    """Megatron-SP: every activation the block keeps is this rank's tokens; two more all-gathers."""
+    P = comm.size
+    serial = TransformerBlock(E, P, 4 * P, causal=True, seed=7, xp=xp)
+    keep = ParallelTransformerBlock.from_serial(serial, comm, sequence_parallel=True)
+    par = ParallelTransformerBlock.from_serial(serial, comm, sequence_parallel=True, regather=True)
+    rng = np.random.default_rng(11)
+    x = xp.asarray(rng.standard_normal((2, 2 * P, E)))
+    g = xp.asarray(rng.standard_normal((2, 2 * P, E)))
+    y_ref = serial(x)
+    dx_ref = serial.backward(g)
+    keep(local_slice(x, comm, 1))
+    y = par(local_slice(x, comm, 1))
+    n = x.size * x.itemsize
+    # the attention's and linear1's inputs: the whole sequence in `keep`, my tokens here
+    assert keep.saved_bytes() - par.saved_bytes() == 2 * (n - n // P)
+    with C.count_traffic() as bwd:
+        dx = par.backward(local_slice(g, comm, 1))
+    close(y, local_slice(y_ref, comm, 1))
+    close(dx, local_slice(dx_ref, comm, 1))
+    ref = dict(serial.named_parameters())
+    for name, full in gather_parameters(par, grads=True).items():
+        close(full, ref[name].grad)
+    if P > 1:
+        assert bwd.calls["Allgatherv"] == 4 and bwd.nbytes["Allgatherv"] == 4 * n
+        assert bwd.calls["Reduce_scatter_block"] == 2
+
+
 def test_block_gradients_accumulate_like_serial(comm):
     """Two backward calls under sequence parallelism: LayerNorm gradients summed once each."""
     P = comm.size
