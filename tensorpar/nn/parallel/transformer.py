@@ -60,8 +60,8 @@ class ParallelTransformerBlock(TransformerBlock):
         Under sequence parallelism, the attention and the first feed-forward
         layer keep only this rank's tokens of their inputs and all-gather them
         again in backward (Megatron-SP): every activation the block keeps is
-        then ``1/P`` of the token axis, for two more all-gathers of ``n w``
-        bytes backward.
+        then ``1/P`` of the serial block's (split by tokens, heads or hidden
+        units), for two more all-gathers of ``n w`` bytes backward.
 
     Notes
     -----
