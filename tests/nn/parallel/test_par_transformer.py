@@ -121,6 +121,7 @@ def test_regather_keeps_one_pth_of_the_tokens(comm, xp):
     n = x.size * x.itemsize
     # the attention's and linear1's inputs: the whole sequence in `keep`, my tokens here
     assert keep.saved_bytes() - par.saved_bytes() == 2 * (n - n // P)
+    assert par.saved_bytes() * P == serial.saved_bytes()     # every kept activation: 1/P
     with C.count_traffic() as bwd:
         dx = par.backward(local_slice(g, comm, 1))
     close(y, local_slice(y_ref, comm, 1))
