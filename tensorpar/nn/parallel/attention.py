@@ -28,8 +28,9 @@ from ..attention import MultiheadAttention
 from ..checks import cached
 from ..linear import Linear
 from ..module import Module
+from .agreement import agree_on, agreed_build, check_serial, split_size
 from .layers import ColumnParallelLinear, RowParallelLinear, agree_on_tensor
-from .mappings import Mapping, agree_on, agreed_build, check_serial, split_size
+from .mappings import Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

@@ -18,7 +18,7 @@ import numpy as np
 from ..._backend import get_array_module
 from ...distributed import comm as C
 from ..module import Module, Parameter
-from .mappings import agree_on
+from .agreement import agree_on
 
 __all__ = ["parallel_clip_grad_norm", "parallel_grad_norm"]
 

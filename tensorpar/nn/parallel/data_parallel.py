@@ -33,7 +33,7 @@ from ..._backend import get_array_module
 from ..._typing import Array
 from ...distributed import comm as C
 from ..module import Module, Parameter
-from .mappings import agree_on
+from .agreement import agree_on
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

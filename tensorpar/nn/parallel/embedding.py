@@ -30,8 +30,9 @@ from ...distributed import comm as C
 from ..checks import cached, check_indices, check_input
 from ..embedding import Embedding, scatter_add_rows
 from ..module import Module, Parameter
+from .agreement import agree_on, agreed_build, check_serial, split_size
 from .layers import agree_on_tensor
-from .mappings import Mapping, agree_on, agreed_build, check_serial, split_size
+from .mappings import Mapping
 from .sharding import ShardSpec, shard
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -28,8 +28,8 @@ from ..dropout import Dropout
 from ..linear import Linear
 from ..module import Module
 from ..transformer import FeedForward
+from .agreement import agree_on, agreed_build, check_serial
 from .layers import ColumnParallelLinear, RowParallelLinear
-from .mappings import agree_on, agreed_build, check_serial
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

@@ -33,7 +33,8 @@ from ..._typing import Array
 from ...distributed import comm as C
 from ..checks import cached, check_grad, check_input
 from ..linear import Linear, linear_backward, linear_forward
-from .mappings import Mapping, agree_on, split_size
+from .agreement import agree_on, split_size
+from .mappings import Mapping
 from .sharding import ShardSpec, shard
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...distributed import comm as C
 from ..module import Module
-from .mappings import agree_on
+from .agreement import agree_on
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

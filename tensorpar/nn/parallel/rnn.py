@@ -44,7 +44,7 @@ from ..checks import cached, check_grad, check_input
 from ..module import Module, Parameter
 from ..rnn import GRU, LSTM
 from ..rnn_base import RNNBase
-from .mappings import agree_on, agreed_build, check_serial, split_size
+from .agreement import agree_on, agreed_build, check_serial, split_size
 from .rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 from .sharding import ShardSpec, shard
 

@@ -20,7 +20,7 @@ from ..._backend import to_numpy
 from ..._typing import Array
 from ...distributed import comm as C
 from ..module import Module, Parameter
-from .mappings import agree_on, split_size
+from .agreement import agree_on, split_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

@@ -31,10 +31,10 @@ from ...distributed import comm as C
 from ..checks import cached
 from ..module import Module, Parameter
 from ..transformer import TransformerBlock
+from .agreement import agree_on, agreed_build, check_serial
 from .attention import ParallelMultiheadAttention
 from .feedforward import ParallelFeedForward, rank_dropout
 from .layers import agree_on_tensor
-from .mappings import agree_on, agreed_build, check_serial
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI

@@ -38,8 +38,8 @@ from ..._backend import get_array_module
 from ...distributed import comm as C
 from ..module import Module, Parameter
 from ..optim import Adam, AdamW, Optimizer
+from .agreement import agree_on
 from .data_parallel import broadcast_parameters
-from .mappings import agree_on
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
