@@ -14,3 +14,6 @@ __all__: list[str] = []
 from .rotated import RotatedLinear  # noqa: E402
 
 __all__ += ["RotatedLinear"]
+from .summa import SummaLinear, summa_grid  # noqa: E402
+
+__all__ += ["SummaLinear", "summa_grid"]
