@@ -73,7 +73,7 @@ def summa_grid(comm: Comm = None) -> ProcessGrid:
 
 
 def summa_traffic(rows: int, in_features: int, out_features: int, q: int, bias: bool = True,
-                  itemsize: int = 8) -> dict[str, dict[str, int]]:
+                  itemsize: int = 8) -> dict[str, dict[str, dict[str, int]]]:
     """Counted bytes per rank and communicator of one forward and one backward.
 
     ``rows`` is the number of input rows of this rank's grid row. Keys:
