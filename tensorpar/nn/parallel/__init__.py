@@ -1,19 +1,52 @@
 """Parallel layouts of the :mod:`tensorpar.nn` layers under MPI.
 
-Each layout is a serial layer plus named communication steps through
-:mod:`tensorpar.distributed.comm`; 2-D layouts take a
-:class:`~tensorpar.distributed.grid.ProcessGrid`. Nothing here imports
-mpi4py.
+Each parallel layer is a plain layer holding a shard of the weights plus a
+named communication step of :mod:`tensorpar.nn.parallel.mappings`
+(Megatron-LM's layout), so its forward pass shows where data moves. Every
+layout is tested equal to the serial layer at 1, 2, 3 and 4 ranks, and its
+bytes per step equal the formula in its docstring. This package imports
+only :mod:`tensorpar.distributed.comm` and :mod:`tensorpar.distributed.grid`
+from the distributed layer, never mpi4py itself.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+# --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
+from .ledger import MemoryLedger, format_ledgers, gather_ledgers, memory_ledger, traffic_by_layer
+from .mappings import (
+    Mapping,
+    agree_on,
+    copy_to_tensor_parallel,
+    copy_to_tensor_parallel_backward,
+    gather_from_sequence_parallel,
+    gather_from_sequence_parallel_backward,
+    gather_from_tensor_parallel,
+    gather_from_tensor_parallel_backward,
+    reduce_from_tensor_parallel,
+    reduce_from_tensor_parallel_backward,
+    reduce_scatter_to_sequence_parallel,
+    reduce_scatter_to_sequence_parallel_backward,
+    scatter_to_sequence_parallel,
+    scatter_to_sequence_parallel_backward,
+    scatter_to_tensor_parallel,
+    scatter_to_tensor_parallel_backward,
+)
 
-# --- rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts (par2) ---
+__all__ = [
+    "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
+    "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
+    "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",
+    "gather_from_tensor_parallel_backward", "gather_ledgers", "memory_ledger",
+    "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
+    "reduce_scatter_to_sequence_parallel", "reduce_scatter_to_sequence_parallel_backward",
+    "scatter_to_sequence_parallel", "scatter_to_sequence_parallel_backward",
+    "scatter_to_tensor_parallel", "scatter_to_tensor_parallel_backward", "traffic_by_layer",
+]
+# --- end par1 ---
+
+# --- par2: rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts ---
 from .rotated import RotatedLinear  # noqa: E402
-
-__all__ += ["RotatedLinear"]
 from .summa import SummaLinear, summa_grid  # noqa: E402
 
-__all__ += ["SummaLinear", "summa_grid"]
+__all__ += ["RotatedLinear", "SummaLinear", "summa_grid"]
+# --- end par2 ---
