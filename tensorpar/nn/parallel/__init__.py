@@ -45,8 +45,21 @@ __all__ = [
 # --- end par1 ---
 
 # --- par2: rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts ---
-from .rotated import RotatedLinear  # noqa: E402
+from .rotated import (
+    RotatedLinear,  # noqa: E402
+    gathered_state,  # noqa: E402
+)
 from .summa import SummaLinear, summa_grid  # noqa: E402
+from .tsp import (  # noqa: E402
+    TSPAttention,
+    TSPFeedForward,
+    TSPTransformerBlock,
+    tsp_gather,
+    tsp_positions,
+    tsp_split,
+)
 
-__all__ += ["RotatedLinear", "SummaLinear", "summa_grid"]
+__all__ += ["RotatedLinear", "SummaLinear", "TSPAttention", "TSPFeedForward",
+            "TSPTransformerBlock", "gathered_state", "summa_grid", "tsp_gather", "tsp_positions",
+            "tsp_split"]
 # --- end par2 ---

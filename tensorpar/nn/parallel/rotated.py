@@ -43,7 +43,7 @@ from ..checks import cached, check_grad, check_input, check_positive_int
 from ..linear import Linear, linear_forward
 from ..module import Module, Parameter
 
-__all__ = ["RotatedLinear", "local_error", "shard_rows", "rotated_traffic"]
+__all__ = ["RotatedLinear", "gathered_state", "local_error", "rotated_traffic", "shard_rows"]
 
 _TAG = 31
 
@@ -160,19 +160,51 @@ class RotatedLinear(Module):
                  comm: Comm = None, dtype: Any = np.float64,
                  seed: int | np.random.Generator | None = None, xp: ModuleType = np) -> None:
         super().__init__()
-        self.comm = resolve_comm(comm)
-        self.nranks, self.rank = self.comm.Get_size(), self.comm.Get_rank()
+        comm = resolve_comm(comm)
+        nranks = comm.Get_size()
 
         def check() -> None:
             check_positive_int(in_features, "in_features")
             check_positive_int(out_features, "out_features")
-            shard_rows(out_features, self.nranks, "out_features")
-        agree(self.comm, {"in_features": in_features, "out_features": out_features,
-                          "bias": bias, "dtype": str(np.dtype(dtype)),
-                          "seed": seed if not isinstance(seed, np.random.Generator) else None},
+            shard_rows(out_features, nranks, "out_features")
+        agree(comm, {"in_features": in_features, "out_features": out_features,
+                     "bias": bias, "dtype": str(np.dtype(dtype)),
+                     "seed": seed if not isinstance(seed, np.random.Generator) else None},
               error=local_error(check))
-        full = Linear(in_features, out_features, bias, dtype=dtype, seed=seed, xp=xp)
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self._take_shard(Linear(in_features, out_features, bias, dtype=dtype, seed=seed, xp=xp),
+                         comm)
+
+    @classmethod
+    def from_linear(cls, linear: Linear, comm: Comm = None) -> RotatedLinear:
+        """Shard an existing serial :class:`~tensorpar.nn.Linear` (equal on every rank; collective).
+
+        The ranks agree on its shape, bias and dtype; each keeps its rows.
+
+        Examples
+        --------
+        >>> RotatedLinear.from_linear(Linear(3, 2, seed=0))
+        RotatedLinear(in_features=3, out_features=2, bias=True, ranks=1)
+        """
+        comm = resolve_comm(comm)
+
+        def check() -> None:
+            if not isinstance(linear, Linear):
+                raise TypeError(f"linear must be a tensorpar.nn.Linear, got {type(linear).__name__}")
+            shard_rows(linear.out_features, comm.Get_size(), "out_features")
+        ok = isinstance(linear, Linear)
+        agree(comm, {"shape": linear.weight.shape if ok else None,
+                     "bias": ok and linear.bias is not None,
+                     "dtype": str(linear.weight.data.dtype) if ok else None},
+              error=local_error(check))
+        self = cls.__new__(cls)
+        Module.__init__(self)
+        self._take_shard(linear, comm)
+        return self
+
+    def _take_shard(self, full: Linear, comm: Any) -> None:
+        self.comm = comm
+        self.nranks, self.rank = comm.Get_size(), comm.Get_rank()
+        self.in_features, self.out_features = full.in_features, full.out_features
         self.shard = self.out_features // self.nranks
         rows = slice(self.rank * self.shard, (self.rank + 1) * self.shard)
         self.weight = Parameter(full.weight.data[rows].copy())
@@ -253,3 +285,30 @@ class RotatedLinear(Module):
     def __repr__(self) -> str:
         return (f"RotatedLinear(in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}, ranks={self.nranks})")
+
+
+def gathered_state(module: Module, grad: bool = False) -> dict[str, Array]:
+    """Every parameter of ``module`` (or its gradient) in the serial layout, keyed by its name.
+
+    Sharded leaf layers (those with a ``gathered(grad)`` method, e.g.
+    :class:`RotatedLinear` and :class:`~tensorpar.nn.parallel.SummaLinear`)
+    contribute their gathered arrays; other parameters (replicated ones) are
+    returned as this rank holds them. Collective when the module holds
+    sharded layers (every rank calls it).
+
+    Examples
+    --------
+    >>> from tensorpar.nn import Sequential
+    >>> net = Sequential(RotatedLinear(3, 2, seed=0))
+    >>> {k: v.shape for k, v in gathered_state(net).items()}
+    {'0.weight': (2, 3), '0.bias': (2,)}
+    """
+    full: dict[int, Array] = {}
+    for _, mod in module.named_modules():
+        gathered = getattr(mod, "gathered", None)
+        if callable(gathered):  # a sharded leaf layer: its own parameters, gathered
+            got = gathered(grad)
+            for name, p in mod.named_parameters():
+                full[id(p)] = got[name]
+    return {name: full.get(id(p), p.grad if grad else p.data)
+            for name, p in module.named_parameters()}
