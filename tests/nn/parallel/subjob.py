@@ -21,11 +21,14 @@ def mpiexec() -> str | None:
     return here if os.path.exists(here) else shutil.which("mpiexec")
 
 
-def run_job(tmp_path: Path, body: str, n: int = 2, timeout: float = 90,
+def run_job(tmp_path: Path, body: str | Path, n: int = 2, timeout: float = 90,
             args: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``body`` (a Python script) on ``n`` ranks; return the finished process."""
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(body))
+    """Run ``body`` (a Python script's text, or a script file) on ``n`` ranks; return the process."""
+    if isinstance(body, Path):
+        script = body
+    else:
+        script = tmp_path / "job.py"
+        script.write_text(textwrap.dedent(body))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
