@@ -12,6 +12,10 @@ from the distributed layer, never mpi4py itself.
 from __future__ import annotations
 
 # --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
+from .attention import ParallelMultiheadAttention
+from .embedding import VocabParallelCrossEntropy, VocabParallelEmbedding
+from .feedforward import ParallelFeedForward
+from .layers import ColumnParallelLinear, RowParallelLinear
 from .ledger import MemoryLedger, format_ledgers, gather_ledgers, memory_ledger, traffic_by_layer
 from .mappings import (
     Mapping,
@@ -31,8 +35,13 @@ from .mappings import (
     scatter_to_tensor_parallel,
     scatter_to_tensor_parallel_backward,
 )
+from .sharding import ShardSpec, gather_parameters, gather_shard, shard
+from .transformer import ParallelTransformerBlock
 
 __all__ = [
+    "ColumnParallelLinear", "RowParallelLinear", "ShardSpec", "gather_parameters",
+    "gather_shard", "shard", "ParallelFeedForward", "ParallelMultiheadAttention",
+    "ParallelTransformerBlock", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
     "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
     "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
     "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar.nn.parallel import mappings as M  # noqa: E402
 from tensorpar.nn.parallel import Mapping  # noqa: E402
+from tensorpar.nn.parallel import mappings as M  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
