@@ -54,10 +54,7 @@ __all__ = [
 # --- end par1 ---
 
 # --- par2: rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts ---
-from .rotated import (
-    RotatedLinear,  # noqa: E402
-    gathered_state,  # noqa: E402
-)
+from .rotated import RotatedLinear, gathered_state  # noqa: E402
 from .summa import SummaLinear, summa_grid  # noqa: E402
 from .tsp import (  # noqa: E402
     TSPAttention,
