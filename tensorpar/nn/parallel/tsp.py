@@ -305,9 +305,12 @@ class TSPFeedForward(Module):
                  bias: bool = True, comm: Comm = None, dtype: Any = np.float64,
                  seed: int | np.random.Generator | None = None, xp: ModuleType = np) -> None:
         super().__init__()
+        comm = resolve_comm(comm)
+        agree(comm, {"embed_dim": embed_dim, "hidden_dim": hidden_dim, "activation": activation,
+                     "seed": seed if not isinstance(seed, np.random.Generator) else None})
         serial = FeedForward(embed_dim, hidden_dim, activation, bias=bias, dtype=dtype, seed=seed,
                              xp=xp)
-        self._take(serial, resolve_comm(comm), activation)
+        self._take(serial, comm, activation)
 
     @classmethod
     def from_serial(cls, ff: FeedForward, comm: Comm = None,
@@ -357,10 +360,13 @@ class TSPTransformerBlock(Module):
                  comm: Comm = None, dtype: Any = np.float64,
                  seed: int | np.random.Generator | None = None, xp: ModuleType = np) -> None:
         super().__init__()
+        comm = resolve_comm(comm)
+        agree(comm, {"embed_dim": embed_dim, "num_heads": num_heads, "hidden_dim": hidden_dim,
+                     "causal": causal, "activation": activation, "bias": bias, "eps": eps,
+                     "seed": seed if not isinstance(seed, np.random.Generator) else None})
         serial = TransformerBlock(embed_dim, num_heads, hidden_dim, causal=causal,
                                   activation=activation, bias=bias, eps=eps, dtype=dtype,
                                   seed=seed, xp=xp)
-        comm = resolve_comm(comm)
         self.comm = comm
         self.embed_dim = serial.embed_dim
         self.norm1 = serial.norm1
