@@ -136,7 +136,9 @@ class RotatedLinear(Module):
     ``(..., in_features)`` holds this rank's own rows (any number, different
     per rank); the output is ``(..., out_features)`` for those rows. Memory
     kept for backward: this rank's input. Transient: two shard buffers (three
-    in backward).
+    in backward). Construction draws the whole serial layer once and keeps a
+    shard (so the result does not depend on ``P``); that transient full
+    copy is the price of seed-for-seed equality with the serial layer.
 
     Examples
     --------

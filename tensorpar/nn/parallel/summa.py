@@ -115,7 +115,8 @@ class SummaLinear(Module):
     dtype, seed, xp
         As :class:`~tensorpar.nn.Linear`; the blocks are cut from
         ``Linear(in_features, out_features, bias, seed=seed)`` (pass the same
-        integer seed on every rank).
+        integer seed on every rank); the full layer exists transiently during
+        construction.
 
     Attributes
     ----------
