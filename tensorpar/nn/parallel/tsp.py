@@ -19,11 +19,11 @@ token split (:func:`tsp_positions`)
     non-causal: contiguous blocks of ``S / P``. Causal: the zigzag split --
     the sequence is cut into ``2 P`` chunks and rank ``r`` takes chunks ``r``
     and ``2 P - 1 - r``, so every rank has the same number of unmasked
-    query-key pairs (:func:`causal_work`). A key block entirely in the local
-    queries' future is skipped; under the zigzag split that never happens at
-    block granularity (every rank holds a late chunk), so here each rank
-    computes its ``P`` full ``(S/P)^2`` score blocks with a mask, and the
-    balance of unmasked pairs is what a chunk-level kernel would exploit.
+    query-key pairs (:func:`causal_work`). Scores are computed per pair of
+    chunks and a key chunk entirely in a query chunk's future is skipped, so
+    every rank computes exactly ``2 P + 1`` of its ``4 P`` chunk products
+    (a contiguous split would give rank ``r`` ``4 r + 3``: the last rank
+    does ``(4 P - 1) / 3`` times the work of the first).
 
 Counted ``Sendrecv`` bytes per block call, ``w`` bytes per element, ``N =
 B S / P`` local tokens (:func:`tsp_traffic`): the rotated layers as in
@@ -50,8 +50,8 @@ from ..module import Module
 from ..transformer import FeedForward, TransformerBlock
 from .rotated import RotatedLinear, local_error, rotated_traffic
 
-__all__ = ["TSPAttention", "TSPFeedForward", "TSPTransformerBlock", "block_traffic", "causal_work",
-           "tsp_gather", "tsp_positions", "tsp_split", "tsp_traffic"]
+__all__ = ["TSPAttention", "TSPFeedForward", "TSPTransformerBlock", "block_scores", "block_traffic",
+           "causal_work", "tsp_gather", "tsp_positions", "tsp_split", "tsp_traffic"]
 
 _TAG = 37
 
@@ -147,12 +147,41 @@ def tsp_traffic(batch: int, seq_len: int, embed_dim: int, nranks: int,
             "backward_calls": nranks, "backward_bytes": (nranks - 1) * 4 * blk + 2 * blk}
 
 
-def _mask(qpos: np.ndarray, kpos: np.ndarray, dtype: Any, xp: ModuleType) -> Array | None:
-    """Additive causal mask of local queries against one key block; None when nothing is masked."""
-    if kpos.max() <= qpos.min():
-        return None
-    m = np.where(kpos[None, :] > qpos[:, None], -np.inf, 0.0).astype(dtype)
-    return xp.asarray(m)
+def block_scores(q: Array, k: Array, qpos: np.ndarray, kpos: np.ndarray,
+                 causal: bool) -> tuple[Array | None, int]:
+    """Scaled scores ``q k^T / sqrt(Dh)`` of the local queries against one key block.
+
+    Causal: the causal mask is added, each side is taken as two chunks (the
+    zigzag halves) and a chunk pair whose keys all follow its queries is not
+    computed (left at minus infinity). Returns the scores (None when every
+    key follows every query) and the number of chunk products computed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = k = np.ones((4, 2))
+    >>> s, products = block_scores(q, k, np.array([0, 1, 6, 7]), np.array([2, 3, 4, 5]), True)
+    >>> products, bool(np.isinf(s[:2]).all())
+    (2, True)
+    """
+    xp = get_array_module(q, k)
+    scale = q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
+    if not causal:
+        return (q @ xp.swapaxes(k, -1, -2)) * scale, 1
+    if kpos.min() > qpos.max():
+        return None, 0
+    n, c = q.shape[-2], q.shape[-2] // 2
+    s = xp.full((*q.shape[:-1], k.shape[-2]), -xp.inf, dtype=q.dtype)
+    products = 0
+    halves = (slice(0, c), slice(c, n))
+    for qi in halves:
+        for ki in halves:
+            if kpos[ki].min() > qpos[qi].max():
+                continue  # every key of this chunk follows every query of that one
+            s[..., qi, ki] = (q[..., qi, :] @ xp.swapaxes(k[..., ki, :], -1, -2)) * scale
+            products += 1
+    s += xp.asarray(np.where(kpos[None, :] > qpos[:, None], -np.inf, 0.0).astype(q.dtype))
+    return s, products
 
 
 class TSPAttention(Module):
@@ -226,20 +255,18 @@ class TSPAttention(Module):
         qkv = self.in_proj(x).reshape(b, n, 3, h, dh).transpose(2, 0, 3, 1, 4)  # (3, B, H, n, Dh)
         q = qkv[0]
         kv = xp.ascontiguousarray(qkv[1:])
-        qpos, scale = self._positions(n, self.rank), 1.0 / math.sqrt(dh)
+        qpos, products = self._positions(n, self.rank), 0
         m: Array = None  # running row maximum, sum and weighted values of the online softmax
         l_: Array = None
         acc: Array = None
         scores: list[Array | None] = []
         for t in range(self.nranks):
-            mask = _mask(qpos, self._positions(n, (self.rank - t) % self.nranks), x.dtype, xp) \
-                if self.causal else None
-            if mask is not None and bool(xp.isinf(mask).all()):
+            kpos = self._positions(n, (self.rank - t) % self.nranks)
+            s, done = block_scores(q, kv[0], qpos, kpos, self.causal)
+            products += done
+            if s is None:
                 scores.append(None)  # the whole key block lies in these queries' future
             else:
-                s = (q @ xp.swapaxes(kv[0], -1, -2)) * x.dtype.type(scale)
-                if mask is not None:
-                    s += mask
                 # step 0 is this rank's own block: every query sees itself, so m is finite
                 m_new = s.max(axis=-1, keepdims=True) if m is None else \
                     xp.maximum(m, s.max(axis=-1, keepdims=True))
@@ -256,6 +283,7 @@ class TSPAttention(Module):
         out = acc / l_
         probs = [None if s is None else xp.exp(s - m) / l_ for s in scores]
         self.cache = {"q": q, "kv": xp.ascontiguousarray(qkv[1:]), "probs": probs, "out": out}
+        self.chunk_products = products  # score products of the last forward (load balance)
         return self.out_proj(out.transpose(0, 2, 1, 3).reshape(b, n, h * dh))
 
     def backward(self, grad_out: Array) -> Array:

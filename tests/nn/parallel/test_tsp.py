@@ -86,6 +86,16 @@ def test_tsp_block_equals_serial(comm, causal):
     check_against_serial(comm, serial, par, x, g, causal)
 
 
+def test_zigzag_balances_the_causal_work(comm):
+    """Every rank computes 2P + 1 of its 4P score chunk products (a contiguous split would not)."""
+    P = comm.Get_size()
+    attn = TSPAttention(2 * P, 2, causal=True, seed=0)
+    attn(np.ones((1, 4, 2 * P)))
+    assert attn.chunk_products == 2 * P + 1
+    got = comm.allgather(attn.chunk_products)
+    assert got == [2 * P + 1] * P
+
+
 def test_tsp_attention_traffic_is_the_formula(comm):
     P = comm.Get_size()
     E, S, B = 2 * P, 2 * P, 2
