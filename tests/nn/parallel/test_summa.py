@@ -11,6 +11,7 @@ pytest.importorskip("mpi4py")
 
 from subjob import mpiexec, run_job  # noqa: E402
 
+from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
 from tensorpar.nn.parallel import SummaLinear, memory_ledger, summa_grid  # noqa: E402
@@ -22,6 +23,7 @@ TOL = 1e-12
 
 
 def close(a, b):
+    a, b = to_numpy(a), to_numpy(b)
     return np.max(np.abs(a - b)) <= TOL * max(1.0, float(np.max(np.abs(b))))
 
 
@@ -36,15 +38,15 @@ def grid(comm):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_summa_equals_serial(grid, bias):
+def test_summa_equals_serial(grid, bias, xp):
     q = grid.dims[0]
     fin, fout, n = 3 * q, 2 * q * q, 7                 # 7 rows: uneven row blocks at q = 2
     rng = np.random.default_rng(3)
-    x, g = rng.standard_normal((n, fin)), rng.standard_normal((n, fout))
-    ref = Linear(fin, fout, bias, seed=5)
+    x, g = xp.asarray(rng.standard_normal((n, fin))), xp.asarray(rng.standard_normal((n, fout)))
+    ref = Linear(fin, fout, bias, seed=5, xp=xp)
     y_ref = ref(x)
     dx_ref = ref.backward(g)
-    lin = SummaLinear(fin, fout, bias, grid=grid, seed=5)
+    lin = SummaLinear(fin, fout, bias, grid=grid, seed=5, xp=xp)
     y = lin(lin.input_block(x))
     dx = lin.backward(lin.input_block(g, fout))
     assert close(y, lin.input_block(y_ref, fout))
