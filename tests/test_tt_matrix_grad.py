@@ -135,3 +135,29 @@ def test_plan_errors():
         plan_ttm_matmat((2, 2), (2,), (1, 1), 1)
     with pytest.raises(ValueError, match="batch"):
         plan_ttm_matmat((2,), (2,), (1, 1), 0)
+
+
+def test_batch_shards_add_up():
+    """Data parallelism: core gradients of column shards sum to the full batch's."""
+    A = _ttm(np, ROWS, COLS, (1, 3, 2, 2, 1), 6)
+    rng = np.random.default_rng(7)
+    X, G = rng.standard_normal((A.shape[1], 9)), rng.standard_normal((A.shape[0], 9))
+    plan = plan_ttm_matmat(ROWS, COLS, A.ranks, 9, "factorized")
+    Y, tape = ttm_matmat_forward(A.cores, X, plan)
+    dX, full = ttm_matmat_vjp(tape, G)
+    parts = []
+    for cols in (slice(0, 4), slice(4, 9)):
+        Ys, ts = ttm_matmat_forward(A.cores, X[:, cols], plan)
+        np.testing.assert_allclose(Ys, Y[:, cols], rtol=1e-13, atol=1e-13)
+        parts.append(ttm_matmat_vjp(ts, G[:, cols])[1])
+    for k in range(4):
+        np.testing.assert_allclose(parts[0][k] + parts[1][k], full[k], rtol=1e-12, atol=1e-12)
+
+
+def test_forward_and_vjp_shape_errors():
+    A = _ttm(np, ROWS, COLS, (1, 2, 2, 2, 1), 8)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, B\) with N = 36"):
+        ttm_matmat_forward(A.cores, np.ones((35, 2)))
+    _, tape = ttm_matmat_forward(A.cores, np.ones((36, 2)))
+    with pytest.raises(ValueError, match=r"grad_Y must have shape \(48, 2\)"):
+        ttm_matmat_vjp(tape, np.ones((48, 3)))

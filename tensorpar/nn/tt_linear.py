@@ -21,7 +21,7 @@ Counts (``B`` rows, ``M = prod m_k``, ``N = prod n_k``):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -37,7 +37,8 @@ from .linear import uniform_init
 from .module import Module, Parameter
 from .tt_init import TTInit, tt_matrix_init
 
-__all__ = ["TTCores", "TTLinear", "check_mode_shape", "resolve_tt_ranks", "tt_num_params"]
+__all__ = ["TTCores", "TTLinear", "check_mode_shape", "resolve_tt_ranks", "tt_factory", "tt_modes",
+           "tt_num_params"]
 
 
 class TTCores(Module):
@@ -282,8 +283,8 @@ class TTLinear(Module):
         y = xp.ascontiguousarray(Y.T)
         if self.bias is not None:
             y += self.bias.data
-        self.cache = {"tape": tape, "shape": tuple(x.shape),
-                      "saved": [] if tape is None else tape.inputs + tape.merged}
+        saved = [] if tape is None else tape.inputs + [a for steps in tape.merge_steps for a in steps[1:]]
+        self.cache = {"tape": tape, "shape": tuple(x.shape), "saved": saved}
         return y.reshape(*lead, self.out_features)
 
     def backward(self, grad_out: Array) -> Array:
@@ -316,3 +317,52 @@ class TTLinear(Module):
     def __repr__(self) -> str:
         return (f"TTLinear(in_shape={self.in_shape}, out_shape={self.out_shape}, ranks={self.ranks}, "
                 f"bias={self.bias is not None}, implementation={self.implementation!r})")
+
+
+def tt_modes(n: int, d: int) -> tuple[int, ...]:
+    """Split ``n`` into ``d`` factors as equal as its prime factors allow (largest first).
+
+    Examples
+    --------
+    >>> tt_modes(4096, 4), tt_modes(192, 3), tt_modes(7, 2)
+    ((8, 8, 8, 8), (8, 6, 4), (7, 1))
+    """
+    n, d = check_positive_int(n, "n"), check_positive_int(d, "d")
+    primes, rest, p = [], n, 2
+    while p * p <= rest:
+        while rest % p == 0:
+            primes.append(p)
+            rest //= p
+        p += 1
+    if rest > 1:
+        primes.append(rest)
+    modes = [1] * d
+    for q in sorted(primes, reverse=True):   # largest prime into the smallest mode so far
+        modes[modes.index(min(modes))] *= q
+    return tuple(sorted(modes, reverse=True))
+
+
+def tt_factory(rank: Any, d: int = 3, implementation: Implementation = "auto", *,
+               init: TTInit = "glorot", dtype: Any = np.float64,
+               seed: int | np.random.Generator | None = None,
+               xp: ModuleType = np) -> Callable[[int, int, bool], TTLinear]:
+    """A ``linear=`` factory for :class:`~tensorpar.nn.TransformerBlock` and friends.
+
+    Each ``(in_features, out_features, bias)`` becomes a :class:`TTLinear`
+    with ``d`` modes per side from :func:`tt_modes` and TT ranks ``rank``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.nn import TransformerBlock
+    >>> block = TransformerBlock(64, 4, 256, linear=tt_factory(4, d=3, seed=0), seed=0)
+    >>> block(np.ones((2, 5, 64))).shape
+    (2, 5, 64)
+    """
+    rng = np.random.default_rng(seed)
+
+    def make(in_features: int, out_features: int, bias: bool) -> TTLinear:
+        return TTLinear(tt_modes(in_features, d), tt_modes(out_features, d), rank, bias=bias,
+                        implementation=implementation, init=init, dtype=dtype, seed=rng, xp=xp)
+
+    return make

@@ -6,8 +6,10 @@ computes ``Y = A X`` of shape ``(M, B)`` by the plan of
 :mod:`tensorpar.tt.matrix_plan` and keeps, in a :class:`TTMatmatTape`, the
 partial contractions of the sweep (the input of every step) and the merged
 super-cores. :func:`ttm_matmat_vjp` takes ``dL/dY`` and returns ``dL/dX`` and
-``dL/dG_k`` for every core, reusing what the tape holds: no step of the
-forward is recomputed. A neural-net layer ``y = x W^T`` with ``W = A`` and a
+``dL/dG_k`` for every core, reusing what the tape holds: no contraction of
+the forward is recomputed (only the small step matrices are laid out again).
+For complex data the products are the plain transposes (no conjugation):
+``dX = A^T dY``. A neural-net layer ``y = x W^T`` with ``W = A`` and a
 batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x.T``.
 
 Every step is a stacked GEMM ``Y_g = C_g @ Z_g`` (see
@@ -59,7 +61,7 @@ class TTMatmatTape:
     merge_steps: list[list[Array]]
     inputs: list[Array] = field(default_factory=list)
 
-    def nbytes(self) -> int:
+    def kept_bytes(self) -> int:
         """Bytes held: step inputs and merged cores (the original cores not counted)."""
         arrays = self.inputs + [a for steps in self.merge_steps for a in steps[1:]]
         return sum(int(a.nbytes) for a in arrays)
@@ -190,6 +192,10 @@ def ttm_matmat_forward(cores: Sequence[Array], X: Array,
     True
     """
     xp = get_array_module(X, *cores)
+    N = int(np.prod([c.shape[2] for c in cores]))
+    if X.ndim != 2 or X.shape[0] != N:
+        raise ValueError(f"X must have shape (N, B) with N = {N} (the product of the column modes), "
+                         f"got {tuple(X.shape)}")
     B = int(X.shape[1])
     dtype = np.result_type(X.dtype, *[c.dtype for c in cores])
     if not isinstance(plan, TTMatmatPlan):
@@ -244,12 +250,17 @@ def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
     """
     plan = tape.plan
     xp = get_array_module(grad_Y, *tape.cores)
-    B = int(grad_Y.shape[1])
+    first, last = tape.inputs[0], tape.inputs[-1]
+    B = first.shape[0] * first.shape[1] * first.shape[2] // int(np.prod([c.shape[2] for c in tape.cores]))
+    M = int(np.prod([c.shape[1] for c in tape.cores]))
+    if tuple(grad_Y.shape) != (M, B):
+        raise ValueError(f"grad_Y must have shape {(M, B)} (that of the forward output), "
+                         f"got {tuple(grad_Y.shape)}")
     order = list(range(len(tape.merged)))
     if plan.direction == "right":
         order.reverse()
     grad_merged: list[Array] = [None] * len(order)
-    G = xp.ascontiguousarray(grad_Y, dtype=tape.inputs[-1].dtype)
+    G = xp.ascontiguousarray(grad_Y, dtype=last.dtype)
     for step in range(len(order) - 1, -1, -1):
         g, Z = order[step], tape.inputs[step]
         C = _step_matrix(tape.merged[g], plan.direction)

@@ -57,8 +57,9 @@ class TTMatmatPlan:
     peak_elements : int
         Largest intermediate of the forward sweep (elements).
     saved_elements : int
-        Elements the forward keeps for the backward (every step's input and
-        the merged cores).
+        Elements the forward keeps for the backward: every step's input and,
+        for groups of two or more cores, the running merges
+        ``G_i G_{i+1}, ..., G_i ... G_{j-1}``.
     cost : float
         Model cost ``flops + balance * bytes`` of forward plus backward.
     """
@@ -146,9 +147,13 @@ def _plan(rows: tuple[int, ...], cols: tuple[int, ...], ranks: tuple[int, ...], 
                 m, n = math.prod(out_m[i:j]), math.prod(in_n[i:j])
                 L, R = math.prod(out_m[:i]), batch * math.prod(in_n[j:])
                 K, P = rk[i] * n, m * rk[j]
-                merge = _merge_cost(out_m[i:j], in_n[i:j], rk[i:j + 1]) if j - i > 1 else (0, 0)
+                # cores are always merged left to right, in the original core order
+                oi, oj = (i, j) if dirn == "left" else (d - j, d - i)
+                merge = _merge_cost(rows[oi:oj], cols[oi:oj], ranks[oi:oj + 1]) if j - i > 1 else (0, 0)
                 fwd, bwd, cost = _step(L, K, P, R, merge, balance, itemsize)
-                core = rk[i] * m * n * rk[j]
+                # the running merges G_i G_{i+1} ... are new arrays kept for the backward
+                core = sum(ranks[oi] * math.prod(rows[oi:t + 1]) * math.prod(cols[oi:t + 1]) * ranks[t + 1]
+                           for t in range(oi + 1, oj))
                 cand = (prev[0] + cost, prev[1] + fwd, prev[2] + bwd,
                         max(prev[3], L * P * R, L * K * R), prev[4] + L * K * R + core,
                         prev[5] + ((i, j),))

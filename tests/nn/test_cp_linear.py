@@ -43,8 +43,19 @@ def test_init_variance_and_state():
     assert a.num_parameters() == 2 * (3 * 2 + 2 * 3) + 6
 
 
+class FakeCupy:
+    dtype = np.dtype(np.float64)
+    ndim = 2
+    shape = (2, 6)
+
+
+FakeCupy.__module__ = "cupy._core"
+
+
 def test_bad_input():
     lay = CPLinear((2, 3), (3, 2), rank=2, seed=0)
+    with pytest.raises(TypeError, match="x"):
+        lay(FakeCupy())
     with pytest.raises(ValueError, match="x must have 6 features"):
         lay(np.ones((2, 5)))
     with pytest.raises(ValueError, match="x contains NaN"):

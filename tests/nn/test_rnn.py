@@ -158,8 +158,21 @@ def test_float32_runs_in_float32():
     assert gru.backward(np.ones_like(out)).dtype == np.float32
 
 
+class FakeCupy:
+    dtype = np.dtype(np.float64)
+    ndim = 3
+    shape = (T, B, I)
+
+
+FakeCupy.__module__ = "cupy._core"
+
+
 def test_bad_input():
     gru = GRU(I, H, seed=0)
+    with pytest.raises(TypeError, match="x"):
+        gru(FakeCupy())
+    with pytest.raises(TypeError, match="x has dtype float32"):
+        gru(np.ones((T, B, I), np.float32))
     with pytest.raises(ValueError, match="x must have 5 features"):
         gru(np.ones((T, B, I + 1)))
     with pytest.raises(ValueError, match="x must be 3-D"):
@@ -185,3 +198,26 @@ def test_bad_input():
         gru.backward(np.ones((T, B, H + 1)))
     with pytest.raises(RuntimeError, match="before forward"):
         GRU(I, H).backward(out)
+
+
+@pytest.mark.parametrize("cls", [GRU, LSTM])
+def test_compress_input_map_from_pytorch_weights(cls):
+    rng = np.random.default_rng(12)
+    state = _torch_state(rng, cls.gates, 1, 24)
+    rnn = cls(24, H, seed=0)
+    rnn.load_state_dict(state)
+    x = rng.standard_normal((T, B, 24))
+    dense_out = rnn(x)[0]
+    tt = rnn.compress_input_map((2, 3, 4), (1, 3, 1), eps=1e-13)
+    assert tt.out_shape == (cls.gates, 3, 1)
+    np.testing.assert_allclose(tt.weight().to_dense(), state["weight_ih_l0"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(rnn(x)[0], dense_out, rtol=1e-11, atol=1e-11)
+    names = [n for n, _ in rnn.named_parameters()]
+    assert "weight_ih_l0" not in names and "tt_ih_l0.cores.0" in names
+    coarse = cls(24, H, seed=0)
+    coarse.load_state_dict(state)
+    tt = coarse.compress_input_map((2, 3, 4), (1, 3, 1), eps=0.3)
+    W = state["weight_ih_l0"]
+    assert np.linalg.norm(tt.weight().to_dense() - W) <= 0.3 * np.linalg.norm(W) * (1 + 1e-12)
+    with pytest.raises(ValueError, match="already a TT-matrix"):
+        coarse.compress_input_map((2, 3, 4), (1, 3, 1), eps=0.3)

@@ -106,6 +106,17 @@ def test_init_gives_target_variance(init):
         tt_target_variance(1, 1, "xavier")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("implementation", ["sweep", "factorized", "reconstructed"])
+def test_saved_bytes_match_the_memory_model(implementation):
+    lay = TTLinear((2, 3, 2, 2), (3, 2, 2, 2), rank=3, implementation=implementation, seed=0)
+    lay(np.ones((5, 24)))
+    plan = lay.plan(5)
+    assert lay.saved_bytes() == 8 * plan.saved_elements == lay.cache["tape"].kept_bytes()
+    lay.eval()
+    lay(np.ones((5, 24)))
+    assert lay.saved_bytes() == 0
+
+
 def test_float32_layer():
     lay = TTLinear(IN, OUT, rank=2, dtype=np.float32, seed=0)
     x = np.ones((2, 12), np.float32)
@@ -154,3 +165,16 @@ def test_bad_input():
     lay(np.ones((2, 12)))
     with pytest.raises(RuntimeError, match="eval mode"):
         lay.backward(np.ones_like(y))
+
+
+def test_tt_factory_in_a_transformer_block():
+    from tensorpar.nn import TransformerBlock, tt_factory
+    from tensorpar.nn.tt_linear import tt_modes
+
+    assert tt_modes(48, 3) == (4, 4, 3) and tt_modes(1, 2) == (1, 1)
+    block = TransformerBlock(12, 2, 24, linear=tt_factory(2, d=2, seed=0), seed=1)
+    tt_names = [n for n, _ in block.named_parameters() if ".cores." in n]
+    assert len(tt_names) == 4 * 2   # four linear maps, two cores each
+    x = np.random.default_rng(2).standard_normal((2, 3, 12))
+    res = assert_gradients(block, x)
+    assert all(name in res for name in tt_names)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 # --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
 from .attention import ParallelMultiheadAttention
+from .data_parallel import DataParallel, broadcast_parameters, plan_buckets
 from .embedding import VocabParallelCrossEntropy, VocabParallelEmbedding
 from .feedforward import ParallelFeedForward
 from .layers import ColumnParallelLinear, RowParallelLinear
@@ -35,13 +36,16 @@ from .mappings import (
     scatter_to_tensor_parallel,
     scatter_to_tensor_parallel_backward,
 )
+from .rnn import ParallelGRU, ParallelLSTM
 from .sharding import ShardSpec, gather_parameters, gather_shard, shard
 from .transformer import ParallelTransformerBlock
+from .zero import ZeroAdam
 
 __all__ = [
     "ColumnParallelLinear", "RowParallelLinear", "ShardSpec", "gather_parameters",
     "gather_shard", "shard", "ParallelFeedForward", "ParallelMultiheadAttention",
     "ParallelTransformerBlock", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
+    "DataParallel", "ZeroAdam", "ParallelGRU", "ParallelLSTM", "broadcast_parameters", "plan_buckets",
     "Mapping", "MemoryLedger", "agree_on", "copy_to_tensor_parallel",
     "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
     "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",

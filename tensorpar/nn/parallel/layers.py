@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..._backend import get_array_module
 from ..._typing import Array
 from ...distributed import comm as C
 from ..checks import cached, check_grad, check_input
@@ -113,7 +114,9 @@ class _ParallelLinear(Linear):
         agree_on(comm, {"weight": src.weight.data})  # equal serial weights on every rank
         local_in = in_features // P if split == "in" else in_features
         local_out = out_features // P if split == "out" else out_features
-        Linear.__init__(self, local_in, local_out, bias, dtype=dtype, seed=0, xp=xp)
+        # the shards take the serial layer's dtype and array module, whatever dtype= says
+        Linear.__init__(self, local_in, local_out, bias, dtype=src.weight.data.dtype, seed=0,
+                        xp=get_array_module(src.weight.data))
         self.shard_comm = comm
         self.full_in_features, self.full_out_features = in_features, out_features
         rank = world.Get_rank()

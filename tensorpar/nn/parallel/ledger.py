@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...distributed import comm as C
 from ..module import Module
+from .mappings import agree_on
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -98,8 +99,11 @@ def gather_ledgers(comm: MPI.Comm | None, ledger: MemoryLedger) -> list[MemoryLe
     >>> gather_ledgers(None, MemoryLedger(1, 1, 0, 0))
     [MemoryLedger(parameters=1, gradients=1, optimizer_state=0, activations=0)]
     """
-    if not isinstance(ledger, MemoryLedger):
-        raise TypeError(f"ledger must be a MemoryLedger, got {type(ledger).__name__}")
+    def validate() -> None:
+        if not isinstance(ledger, MemoryLedger):
+            raise TypeError(f"ledger must be a MemoryLedger, got {type(ledger).__name__}")
+
+    agree_on(comm, {}, validate)
     return [MemoryLedger(**d) for d in C.allgather_object(comm, asdict(ledger))]
 
 

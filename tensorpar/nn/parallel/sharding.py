@@ -20,7 +20,7 @@ from ..._backend import to_numpy
 from ..._typing import Array
 from ...distributed import comm as C
 from ..module import Module, Parameter
-from .mappings import split_size
+from .mappings import agree_on, split_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -65,7 +65,8 @@ def shard(full: Array, spec: ShardSpec, rank: int, size: int) -> Array:
 def gather_shard(comm: MPI.Comm | None, local: Array, spec: ShardSpec) -> Array:
     """Inverse of :func:`shard`: every rank's piece put back in serial order (one all-gather).
 
-    Collective over ``comm``; the result is on every rank.
+    Collective over ``comm``; the ranks first agree on the piece's shape.
+    The result is on every rank.
 
     Examples
     --------
@@ -74,6 +75,8 @@ def gather_shard(comm: MPI.Comm | None, local: Array, spec: ShardSpec) -> Array:
     array([0., 1., 2., 3.])
     """
     size = C.resolve_comm(comm).Get_size()
+    agree_on(comm, {"shape": tuple(getattr(local, "shape", ())), "spec": tuple(spec)},
+             lambda: _grouped(local, spec))
     g, ax = _grouped(local, spec)
     full = C.allgatherv(comm, g, counts=[g.shape[ax]] * size, axis=ax)
     a = spec.axis % local.ndim

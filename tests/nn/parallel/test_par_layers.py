@@ -102,6 +102,19 @@ def test_sequence_parallel_column_then_row(comm):
         assert c.nbytes["Reduce_scatter_block"] == 2 * x.nbytes
 
 
+def test_float32_follows_the_serial_layer(comm):
+    P = comm.size
+    serial = Linear(4, 2 * P, dtype=np.float32, seed=0)
+    col = ColumnParallelLinear(4, 2 * P, comm=comm, serial=serial, gather_output=True)
+    assert col.weight.data.dtype == np.float32
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    y = col(x)
+    assert y.dtype == np.float32
+    close(y, serial(x), tol=1e-6)
+    with pytest.raises(TypeError, match="dtype"):
+        col(x.astype(np.float64))
+
+
 def test_sizes_not_divisible_raise_everywhere(comm):
     P = comm.size
     if P == 1:

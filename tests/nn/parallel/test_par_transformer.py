@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar.nn import FeedForward, MultiheadAttention, TransformerBlock  # noqa: E402
+from tensorpar.nn import Adam, FeedForward, MSELoss, MultiheadAttention, TransformerBlock  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
     ParallelFeedForward,
     ParallelMultiheadAttention,
@@ -119,6 +119,31 @@ def test_block_gradients_accumulate_like_serial(comm):
     ref = dict(serial.named_parameters())
     for name, full in gather_parameters(par, grads=True).items():
         close(full, ref[name].grad)
+
+
+@pytest.mark.parametrize("sp", [False, True])
+def test_twenty_adam_steps_equal_serial_training(comm, sp):
+    P = comm.size
+    serial = TransformerBlock(E, P, 4 * P, causal=True, seed=9)
+    par = ParallelTransformerBlock.from_serial(serial, comm, sequence_parallel=sp)
+    opt_ref, opt = Adam(serial, lr=1e-2), Adam(par, lr=1e-2)
+    cut = (lambda a: local_slice(a, comm, 1)) if sp else (lambda a: a)
+    rng = np.random.default_rng(4)
+    loss_ref, loss = MSELoss(), MSELoss()
+    for _ in range(20):
+        x, y = rng.standard_normal((2, 2 * P, E)), rng.standard_normal((2, 2 * P, E))
+        opt_ref.zero_grad()
+        loss_ref(serial(x), y)
+        serial.backward(loss_ref.backward())
+        opt_ref.step()
+        opt.zero_grad()
+        loss(par(cut(x)), cut(y))
+        g = loss.backward()
+        par.backward(g / P if sp else g)   # the mean over all tokens is 1/P of each shard's mean
+        opt.step()
+    ref = dict(serial.named_parameters())
+    for name, full in gather_parameters(par).items():
+        close(full, ref[name].data, tol=1e-10)
 
 
 def test_parameter_memory_is_one_pth(comm):
