@@ -157,7 +157,7 @@ def worker(args: argparse.Namespace) -> None:
         led = memory_ledger(blk)
         rec: dict[str, Any] = {"params": led.parameters, "acts": led.activations}
         g = np.ones_like(y)
-        if args.time:
+        if args.time and layout in ("1d", "sp", "rotated", "data"):  # the scaling table's
             with C.count_traffic() as c:
                 train_step(blk, x, g, layout, comm)
             rec["bytes"], rec["calls"] = c.total_bytes, c.total_calls
