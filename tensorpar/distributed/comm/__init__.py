@@ -80,3 +80,4 @@ __all__ = [
     "bcast_object", "allgather_object", "check_all", "agree", "fingerprint",
     "abort_hook", "install_abort_hook", "uninstall_abort_hook", "ReduceOp",
 ]
+from .ring import reduce as reduce, ring_shift as ring_shift, sendrecv as sendrecv  # noqa: E402,I001

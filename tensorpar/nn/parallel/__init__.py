@@ -58,3 +58,20 @@ __all__ = [
     "traffic_by_layer",
 ]
 # --- end par1 ---
+
+# --- par2: rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts ---
+from .rotated import RotatedLinear, gathered_state  # noqa: E402
+from .summa import SummaLinear, summa_grid  # noqa: E402
+from .tsp import (  # noqa: E402
+    TSPAttention,
+    TSPFeedForward,
+    TSPTransformerBlock,
+    tsp_gather,
+    tsp_positions,
+    tsp_split,
+)
+
+__all__ += ["RotatedLinear", "SummaLinear", "TSPAttention", "TSPFeedForward",
+            "TSPTransformerBlock", "gathered_state", "summa_grid", "tsp_gather", "tsp_positions",
+            "tsp_split"]
+# --- end par2 ---
