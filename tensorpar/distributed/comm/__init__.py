@@ -28,7 +28,7 @@ It is a package of small modules, all re-exported here:
 :mod:`~tensorpar.distributed.comm.collectives`,
 :mod:`~tensorpar.distributed.comm.agreement`,
 :mod:`~tensorpar.distributed.comm.p2p` (point to point and trees, used by
-TSQR) and :mod:`~tensorpar.distributed.comm.abort`. Importing it imports no
+TSQR), :mod:`~tensorpar.distributed.comm.ring` (fixed-shape exchanges for rings) and :mod:`~tensorpar.distributed.comm.abort`. Importing it imports no
 distributed algorithm and installs nothing.
 
 Collectives take arrays whose parts are **rows along** ``axis`` (default 0);
@@ -46,6 +46,8 @@ Counted bytes (per rank, per call) are the payload this rank sees:
 ``Gatherv``            root: the whole output; others: their part
 ``Scatterv``           root: the whole input; others: their part
 ``Send`` / ``Recv``    the array sent / received
+``Sendrecv``           the block sent (:func:`sendrecv`, :func:`ring_shift`)
+``Reduce``             the array reduced, on every rank (:func:`reduce`)
 =====================  ====================================================
 
 Small metadata messages (shapes, counts, error flags) are counted as calls
@@ -71,6 +73,7 @@ from .collectives import (
 )
 from .core import cuda_aware, resolve_comm
 from .p2p import recv, send, tree_reduce, tree_schedule
+from .ring import reduce, ring_shift, sendrecv
 from .traffic import CommCounter, count_traffic, traffic
 
 __all__ = [
@@ -79,5 +82,5 @@ __all__ = [
     "gatherv", "scatterv", "send", "recv", "tree_schedule", "tree_reduce", "any_true",
     "bcast_object", "allgather_object", "check_all", "agree", "fingerprint",
     "abort_hook", "install_abort_hook", "uninstall_abort_hook", "ReduceOp",
+    "sendrecv", "ring_shift", "reduce",
 ]
-from .ring import reduce as reduce, ring_shift as ring_shift, sendrecv as sendrecv  # noqa: E402,I001

@@ -11,7 +11,6 @@ from the distributed layer, never mpi4py itself.
 
 from __future__ import annotations
 
-# --- par1: mappings, ledger, Megatron 1D / sequence parallel, RNNs, data parallel, ZeRO ---
 from .attention import ParallelMultiheadAttention
 from .clip import parallel_clip_grad_norm, parallel_grad_norm
 from .data_parallel import DataParallel, broadcast_parameters, plan_buckets
@@ -38,31 +37,11 @@ from .mappings import (
     scatter_to_tensor_parallel_backward,
 )
 from .rnn import ParallelGRU, ParallelLSTM
+from .rotated import RotatedLinear, gathered_state
 from .sharding import ShardSpec, gather_parameters, gather_shard, shard
+from .summa import SummaLinear, summa_grid
 from .transformer import ParallelTransformerBlock
-from .zero import ZeroAdam
-
-__all__ = [
-    "ColumnParallelLinear", "DataParallel", "Mapping", "MemoryLedger", "ParallelFeedForward",
-    "ParallelGRU", "ParallelLSTM", "ParallelMultiheadAttention", "ParallelTransformerBlock",
-    "RowParallelLinear", "ShardSpec", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
-    "ZeroAdam", "agree_on", "broadcast_parameters", "copy_to_tensor_parallel",
-    "copy_to_tensor_parallel_backward", "format_ledgers", "gather_from_sequence_parallel",
-    "gather_from_sequence_parallel_backward", "gather_from_tensor_parallel",
-    "gather_from_tensor_parallel_backward", "gather_ledgers", "gather_parameters",
-    "gather_shard", "memory_ledger", "parallel_clip_grad_norm", "parallel_grad_norm",
-    "plan_buckets", "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
-    "reduce_scatter_to_sequence_parallel", "reduce_scatter_to_sequence_parallel_backward",
-    "scatter_to_sequence_parallel", "scatter_to_sequence_parallel_backward",
-    "scatter_to_tensor_parallel", "scatter_to_tensor_parallel_backward", "shard",
-    "traffic_by_layer",
-]
-# --- end par1 ---
-
-# --- par2: rotated (RTP), folded tensor+sequence (TSP) and 2-D SUMMA layouts ---
-from .rotated import RotatedLinear, gathered_state  # noqa: E402
-from .summa import SummaLinear, summa_grid  # noqa: E402
-from .tsp import (  # noqa: E402
+from .tsp import (
     TSPAttention,
     TSPFeedForward,
     TSPTransformerBlock,
@@ -70,8 +49,22 @@ from .tsp import (  # noqa: E402
     tsp_positions,
     tsp_split,
 )
+from .zero import ZeroAdam
 
-__all__ += ["RotatedLinear", "SummaLinear", "TSPAttention", "TSPFeedForward",
-            "TSPTransformerBlock", "gathered_state", "summa_grid", "tsp_gather", "tsp_positions",
-            "tsp_split"]
-# --- end par2 ---
+__all__ = [
+    "agree_on", "broadcast_parameters", "ColumnParallelLinear", "copy_to_tensor_parallel",
+    "copy_to_tensor_parallel_backward", "DataParallel", "format_ledgers",
+    "gather_from_sequence_parallel", "gather_from_sequence_parallel_backward",
+    "gather_from_tensor_parallel", "gather_from_tensor_parallel_backward", "gather_ledgers",
+    "gather_parameters", "gather_shard", "gathered_state", "Mapping", "memory_ledger",
+    "MemoryLedger", "parallel_clip_grad_norm", "parallel_grad_norm", "ParallelFeedForward",
+    "ParallelGRU", "ParallelLSTM", "ParallelMultiheadAttention", "ParallelTransformerBlock",
+    "plan_buckets", "reduce_from_tensor_parallel", "reduce_from_tensor_parallel_backward",
+    "reduce_scatter_to_sequence_parallel", "reduce_scatter_to_sequence_parallel_backward",
+    "RotatedLinear", "RowParallelLinear", "scatter_to_sequence_parallel",
+    "scatter_to_sequence_parallel_backward", "scatter_to_tensor_parallel",
+    "scatter_to_tensor_parallel_backward", "shard", "ShardSpec", "summa_grid", "SummaLinear",
+    "traffic_by_layer", "tsp_gather", "tsp_positions", "tsp_split", "TSPAttention",
+    "TSPFeedForward", "TSPTransformerBlock", "VocabParallelCrossEntropy", "VocabParallelEmbedding",
+    "ZeroAdam",
+]
