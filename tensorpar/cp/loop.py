@@ -40,10 +40,10 @@ from typing import Any
 from .._backend import get_array_module
 from .._typing import Array
 from ..dense import check_memory
-from .fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
-from .result import CPALSResult, StopReason, progress_line
 from .accel import extrapolate, is_line_iteration, snapshot
+from .fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
 from .missing import fit_from_residual, wls_factor_update
+from .result import CPALSResult, StopReason, progress_line
 from .scales import frame_l2, others_product, tracked_system
 from .state import ALSOptions, CPALSState, ldexp_array
 from .update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
