@@ -102,8 +102,8 @@ def _nonnegative_modes(value: Any, ndim: int) -> tuple[int, ...]:
     if isinstance(value, (bool, np.bool_)):
         return tuple(range(ndim)) if value else ()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence | np.ndarray):
-        raise TypeError("nonnegative must be a bool or a sequence of modes, got "
-                        f"{type(value).__name__}")
+        raise TypeError(f"nonnegative must be a bool, got {type(value).__name__} (or a "
+                        "sequence of modes)")
     return check_modes(value, ndim, "nonnegative")
 
 
