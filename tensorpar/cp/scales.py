@@ -64,7 +64,7 @@ def frame_l2(l2_reg: float, scale_exp: int, ndim: int) -> float:
     Examples
     --------
     >>> frame_l2(1.0, 3, 3)
-    0.015625
+    0.0625
     """
     return l2_reg * 2.0 ** (-2.0 * scale_exp * (ndim - 1) / ndim) if l2_reg else 0.0
 
