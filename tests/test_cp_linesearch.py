@@ -96,3 +96,19 @@ def test_resume_repeats_the_uninterrupted_run(tmp_path):
     np.testing.assert_allclose(resumed.fits, full.fits, rtol=0, atol=1e-13)
     with pytest.raises(ValueError, match="linesearch"):
         cp_als(X, 3, seed=2, max_iter=30, tol=0, resume=path)
+
+
+def test_nonnegative_modes_stay_nonnegative_and_fixed_modes_do_not_move():
+    rng = np.random.default_rng(6)
+    X = CPTensor([0.3 + rng.random((s, 4)) for s in (20, 18, 16)]).to_dense()
+    X += 0.05 * rng.random(X.shape)
+    for kw in (dict(nonnegative=True), dict(nonnegative=[0, 2], fixed_modes=[1])):
+        _, plain = cp_als(X, 4, init="random_uniform", seed=0, max_iter=40, tol=0, **kw)
+        cp, fast = cp_als(X, 4, init="random_uniform", seed=0, max_iter=40, tol=0,
+                          linesearch=True, **kw)
+        modes = range(3) if kw["nonnegative"] is True else kw["nonnegative"]
+        assert all((cp.factors[n] >= 0).all() for n in modes)
+        assert np.all(np.array(fast.fits) >= np.array(plain.fits) - 1e-12)
+        assert fast.fit > plain.fit + 1e-9  # some jump was kept
+        dense = 1 - np.linalg.norm(X - cp.to_dense()) / np.linalg.norm(X)
+        assert abs(fast.fit - dense) < 1e-11

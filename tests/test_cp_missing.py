@@ -164,3 +164,12 @@ def test_bad_arguments_name_themselves():
         cp_als(np.where(W, X, np.nan), R, mask=W | True)
     with pytest.raises(ValueError, match="no nonnegative variant"):
         cp_als(X, R, mask=W, missing_method="wls", nonnegative=True)
+
+
+def test_memory_is_checked_before_anything_is_allocated(monkeypatch):
+    import tensorpar.dense as dense
+    X, W, _ = _problem()
+    monkeypatch.setattr(dense, "available_memory", lambda: 26 * X.size)
+    cp_als(X, R, mask=W, max_iter=1, seed=0)  # EM: 3 words and a byte per entry fit
+    with pytest.raises(ValueError, match="missing_method: CP-ALS with missing entries"):
+        cp_als(X, R, mask=W, max_iter=1, seed=0, missing_method="wls", l2_reg=0.0)

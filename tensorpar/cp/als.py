@@ -27,7 +27,7 @@ from ..dense import sample_indices, tensor_norm
 from ..mttkrp import mttkrp, mttkrp_sweep
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import ALSHooks, Update, check_als_memory, run_als
-from .missing import observed_data, observed_residual, row_grams
+from .missing import check_missing_memory, observed_data, observed_residual, row_grams
 from .result import CPALSResult
 from .start import initial_state
 from .state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed, scale_exponent
@@ -115,7 +115,10 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
         Modes whose factors keep their start (also the last mode, unlike
         TensorLy's; their MTTKRP is still computed by the sweep).
     n_inner : int
-        HALS passes per update of a nonnegative mode.
+        HALS passes per update of a nonnegative mode, always all of them
+        (TensorLy's ``non_negative_parafac_hals`` runs up to 5 and stops early
+        when a pass changes the factor by less than ``1e-4`` of the first
+        pass's change; with ``n_inner=5`` the two agree until that happens).
     linesearch : bool
         Bro's extrapolation between sweeps (:mod:`tensorpar.cp.accel`).
 
@@ -170,6 +173,8 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
     xp = get_array_module(X)
     eng = cast(Engine, resolve_engine(engine, xp, op="mttkrp"))
     check_als_memory(X.shape, options.rank, X.dtype.itemsize)
+    if masked:
+        check_missing_memory(X.shape, options.rank, X.dtype.itemsize, missing_method)
     Y, W = observed_data(X, mask, missing) if masked else (X, None)
     norm_x = checked_norm(Y)
     samples = sample_entries(Y) if options.checkpoint or options.resume else []

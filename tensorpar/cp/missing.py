@@ -39,11 +39,11 @@ import numpy as np
 
 from .._backend import get_array_module
 from .._typing import Array
-from ..dense import khatri_rao, sum_squares, unfold
+from ..dense import check_memory, khatri_rao, sum_squares, unfold
 from .state import ldexp_array
 from .tensor import CPTensor
 
-__all__ = ["observed_data", "observed_residual", "fit_from_residual", "row_grams",
+__all__ = ["check_missing_memory", "observed_data", "observed_residual", "fit_from_residual", "row_grams",
            "wls_factor_update", "check_mask_values"]
 
 
@@ -75,6 +75,31 @@ def check_mask_values(mask: Any, shape: tuple[int, ...], xp: Any) -> Array:
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError("mask must be boolean (True = observed) or hold only 0 and 1")
     return W
+
+
+def check_missing_memory(shape: Sequence[int], rank: int, itemsize: int, method: str) -> None:
+    """Raise a ValueError naming ``missing_method`` when the missing-data work would not fit.
+
+    Bytes beside ``X`` and the factors (``shape`` is the block a process
+    holds): ``Y``, the model and the masked difference (``3 |X|`` words), the
+    mask (``|X|`` bytes); for ``"wls"`` also the unfolded mask in the data's
+    dtype (``|X|`` words) and the largest mode's outer products and row
+    matrices, ``max_n (J_n + I_n) R^2`` words.
+
+    Examples
+    --------
+    >>> check_missing_memory((10**4, 10**4, 10**3), 4, 8, "em")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: missing_method: CP-ALS with missing entries (missing_method='em') on ...
+    """
+    size = math.prod(int(s) for s in shape)
+    need = itemsize * 3 * size + size
+    if method == "wls":
+        R2 = int(rank) ** 2
+        need += itemsize * (size + max((size // max(int(s), 1) + int(s)) * R2 for s in shape))
+    check_memory(need, "missing_method", f"CP-ALS with missing entries (missing_method="
+                 f"{method!r}) on shape {tuple(int(s) for s in shape)}")
 
 
 def observed_data(X: Array, mask: Any, missing: Any) -> tuple[Array, Array]:

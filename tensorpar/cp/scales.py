@@ -35,7 +35,14 @@ __all__ = ["column_norms", "others_product", "frame_l2", "tracked_system"]
 
 
 def column_norms(A: Array) -> Array:
-    """2-norms of the columns of ``A`` (shape ``(R,)``)."""
+    """2-norms of the columns of ``A`` (shape ``(R,)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> column_norms(np.array([[3.0, 0.0], [4.0, 2.0]]))
+    array([5., 2.])
+    """
     xp = get_array_module(A)
     return xp.sqrt((A * A).sum(axis=0))
 

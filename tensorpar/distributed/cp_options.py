@@ -25,7 +25,7 @@ from .._validation import REAL_DTYPES
 from ..cp.checkpoint import load_checkpoint
 from ..cp.init import check_init
 from ..cp.loop import check_als_memory
-from ..cp.missing import check_mask_values, observed_data
+from ..cp.missing import check_mask_values, check_missing_memory, observed_data
 from ..cp.state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed
 from ..cp.tensor import CPTensor
 from .dist_tensor import DistTensor
@@ -78,6 +78,7 @@ def local_mask(X: DistTensor, mask: Any) -> Array:
 def check_locally(X: DistTensor, init: Any, seed: Any, engine: Any, mask: Any, missing: Any,
                   args: dict[str, Any]) -> LocalSetup:
     """Every local check of :func:`dist_cp_als` (no message); raises ValueError/TypeError."""
+    missing_method = str(args.get("missing_method", "em"))
     root = X.grid.cart.Get_rank() == 0
     if X.ndim < 2:
         raise ValueError(f"X must have at least 2 dimensions, got shape {X.shape}")
@@ -98,6 +99,7 @@ def check_locally(X: DistTensor, init: Any, seed: Any, engine: Any, mask: Any, m
     check_als_memory(X.shape, options.rank, X.dtype.itemsize)
     Y = W = None
     if masked:
+        check_missing_memory(X.local.shape, options.rank, X.dtype.itemsize, missing_method)
         W = local_mask(X, mask) if mask is not None else None
         Y, W = observed_data(X.local, W, missing)
     loaded = None
