@@ -173,3 +173,18 @@ def test_memory_is_checked_before_anything_is_allocated(monkeypatch):
     cp_als(X, R, mask=W, max_iter=1, seed=0)  # EM: 3 words and a byte per entry fit
     with pytest.raises(ValueError, match="missing_method: CP-ALS with missing entries"):
         cp_als(X, R, mask=W, max_iter=1, seed=0, missing_method="wls", l2_reg=0.0)
+
+
+@pytest.mark.parametrize("kw", [dict(mask=True), dict(mask=True, missing_method="wls"),
+                                dict(l2_reg=0.3, nonnegative=[0, 2]),
+                                dict(linesearch=True, fixed_modes=[1])],
+                         ids=["em", "wls", "l2-nn", "ls-fixed"])
+def test_device_matches_host(xp, kw):
+    X, W, init = _problem(seed=9)
+    kw = {**kw, **({"mask": W} if kw.get("mask") else {})}
+    _, ref = cp_als(X, R, init=CPTensor(init), tol=0, max_iter=10, engine="numpy", **kw)
+    dev = {k: xp.asarray(v) if k == "mask" else v for k, v in kw.items()}
+    cp, res = cp_als(xp.asarray(X), R, init=CPTensor([xp.asarray(f) for f in init]), tol=0,
+                     max_iter=10, **dev)
+    np.testing.assert_allclose(res.fits, ref.fits, rtol=0, atol=1e-10)
+    assert type(cp.factors[0]) is type(xp.asarray(X))
