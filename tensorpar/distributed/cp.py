@@ -263,7 +263,7 @@ def dist_cp_als(X: DistTensor, rank: int, *,
     Notes
     -----
     Words moved per iteration and rank: see :func:`als_iteration`. Besides:
-    the agreement, one allreduce of ``1 + 2 * 14`` integers (``"meta"``);
+    the agreement, one allreduce of ``1 + 2 * 15`` integers (``"meta"``);
     ``||X||``, one word (:func:`dist_norm`); the callback, one flag per
     iteration (``"meta"``); a checkpoint, ``I_n R`` words per mode, and with
     ``checkpoint`` or ``resume`` the fingerprint of ``X``, 16 words.

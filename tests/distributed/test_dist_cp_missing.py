@@ -111,3 +111,24 @@ def test_differing_variant_options_raise_on_every_rank(comm):
             dist_cp_als(T, R, seed=0, max_iter=2, l2_reg=-1.0 if comm.rank == last else 0.0)
         with pytest.raises(ValueError, match="mask has shape"):
             dist_cp_als(T, R, seed=0, max_iter=2, mask=W[:-1] if comm.rank == last else W)
+
+
+@pytest.mark.parametrize("method", ["em", "wls"])
+def test_traffic_equals_the_formula(comm, method):
+    from tensorpar.distributed import comm as C
+    shape = (7, 6, 5)
+    X, W, _ = _problem(shape, seed=4)
+    iters = 3
+    with _dist(X, comm) as T:
+        with C.count_traffic() as c:
+            dist_cp_als(T, R, seed=1, max_iter=iters, tol=0, mask=W, missing_method=method)
+        P, dims = comm.size, T.grid.dims
+        split = [P // dims[n] > 1 for n in range(3)]
+        per_iter = sum(2 * R * (b - a) for n, (a, b) in enumerate(T.bounds) if split[n])
+        if P > 1:
+            per_iter += 3 * R * R + 1 + 1  # Gram allreduces (+ the fit's inner), the residual
+        if method == "wls":  # the row matrices, reduce-scattered like the MTTKRP
+            per_iter += sum(R * R * (b - a) for n, (a, b) in enumerate(T.bounds) if split[n])
+        norm = 1 if P > 1 else 0
+        final = sum(shape) * R if P > 1 else 0
+        assert c.total_bytes == 8 * (norm + iters * per_iter + final)
