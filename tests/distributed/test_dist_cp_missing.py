@@ -132,3 +132,23 @@ def test_traffic_equals_the_formula(comm, method):
         norm = 1 if P > 1 else 0
         final = sum(shape) * R if P > 1 else 0
         assert c.total_bytes == 8 * (norm + iters * per_iter + final)
+
+
+def test_linesearch_traffic_equals_the_formula(comm):
+    from tensorpar.distributed import comm as C
+    shape = (7, 6, 5)
+    X, _, _ = _problem(shape, seed=5)
+    iters, jumps = 9, 2  # jumps tried at iterations 6 and 8 (from 0)
+    with _dist(X, comm) as T:
+        with C.count_traffic() as c:
+            dist_cp_als(T, R, seed=1, max_iter=iters, tol=0, linesearch=True)
+        P, dims = comm.size, T.grid.dims
+        split = [P // dims[n] > 1 for n in range(3)]
+        per_iter = sum(2 * R * (b - a) for n, (a, b) in enumerate(T.bounds) if split[n])
+        per_jump = R * (T.bounds[2][1] - T.bounds[2][0]) if split[2] else 0  # last MTTKRP
+        if P > 1:
+            per_iter += 3 * R * R + 1
+            per_jump += 3 * R * R + 1  # the jumped factors' Grams, the jump's inner
+        norm = 1 if P > 1 else 0
+        final = sum(shape) * R if P > 1 else 0
+        assert c.total_bytes == 8 * (norm + iters * per_iter + jumps * per_jump + final)
