@@ -17,8 +17,21 @@ the same, so they agree to rounding). The roofline of one sweep is
 ``sweep ms`` is the MTTKRP sweep alone, so ``iter - sweep`` is the cost of
 everything else in an iteration (Grams, solves, normalisation, fit).
 
+Two more tables follow (``--no-variants`` skips them):
+
+* **line search** (:mod:`tensorpar.cp.accel`): on tensors with collinear
+  factors (the swamps where ALS crawls; the cases of
+  ``tests/test_cp_linesearch.py``), iterations and seconds until the fit is
+  within ``1e-6`` of the best fit any of the runs reached, for plain ALS,
+  ``linesearch=True`` and TensorLy's ``parafac(linesearch=True)`` (its
+  error is read from its callback, which on extrapolating iterations
+  passes the previous iteration's error: at most one iteration late);
+* **missing data** (:mod:`tensorpar.cp.missing`): time per iteration and
+  observed fit after ``iters`` iterations for EM, WLS and TensorLy's masked
+  ``parafac``, same start.
+
 Usage: ``python benchmarks/cp.py [--quick] [--iters 10] [--repeat 3] [--engine auto]
-[--no-peers] [--cases 0 2]``
+[--no-peers] [--cases 0 2] [--no-variants]``
 """
 
 from __future__ import annotations
@@ -118,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--engine", default="auto", help="tensorpar MTTKRP engine")
     ap.add_argument("--no-peers", action="store_true", help="skip tensorly and pyttb")
     ap.add_argument("--cases", type=int, nargs="*", help="indices of the cases to run")
+    ap.add_argument("--no-variants", action="store_true",
+                    help="skip the line-search and missing-data tables")
     ap.add_argument("--repeat", type=int, default=None,
                     help="rounds per case, best kept (default 3, 1 with --quick)")
     args = ap.parse_args(argv)
@@ -171,10 +186,123 @@ def main(argv: list[str] | None = None) -> None:
         cols += ["tensorly ms", "pyttb ms", "speedup", "|dfit| tensorly", "|dfit| pyttb"]
     print_table(rows, cols, title=f"CP-ALS, best time per iteration over {args.iters} "
                                   "iterations (speedup = faster peer / tensorpar)")
+    extra: dict[str, Any] = {}
+    if not args.no_variants:
+        extra["linesearch_rows"] = linesearch_rows(args.quick, not args.no_peers)
+        extra["missing_rows"] = missing_rows(args.quick, args.iters, not args.no_peers)
     path = write_json("cp_quick" if args.quick else "cp",
                       {"machine": machine, "iters": args.iters, "repeat": args.repeat,
-                       "rows": rows})
+                       "rows": rows, **extra})
     print(f"\nwrote {path}")
+
+
+LS_FULL = [((100, 100, 100), 10, 0.9), ((40, 40, 40, 40), 6, 0.8), ((150, 120, 100), 16, 0.95)]
+LS_QUICK = [((30, 30, 30), 5, 0.9), ((40, 35, 30), 8, 0.95)]
+
+
+def collinear_problem(shape: tuple[int, ...], rank: int, congruence: float,
+                      seed: int = 0) -> np.ndarray:
+    """Factors sharing a direction (column congruence ``congruence``) plus 5% noise."""
+    rng = np.random.default_rng(seed)
+    fs = [np.sqrt(congruence) * rng.standard_normal((s, 1))
+          + np.sqrt(1 - congruence) * rng.standard_normal((s, rank)) for s in shape]
+    from tensorpar import CPTensor
+    X = CPTensor(fs).to_dense()
+    return X + 0.05 * np.linalg.norm(X) / np.sqrt(X.size) * rng.standard_normal(shape)
+
+
+def _to_target(fits: list[float], times: list[float], target: float) -> tuple[Any, Any]:
+    for k, (f, t) in enumerate(zip(fits, times)):
+        if f >= target:
+            return k + 1, t
+    return "-", "-"
+
+
+def linesearch_rows(quick: bool, peers: bool) -> list[dict[str, Any]]:
+    """Iterations and seconds to a fit (see the module docstring)."""
+    from tensorpar import CPTensor
+    rows = []
+    iters = 150 if quick else 500
+    for shape, rank, cong in (LS_QUICK if quick else LS_FULL):
+        X = collinear_problem(shape, rank, cong)
+        init = CPTensor([np.random.default_rng(1).random((s, rank)) for s in shape])
+        runs: dict[str, tuple[list[float], list[float]]] = {}
+        for name, ls in (("ALS", False), ("ALS+ls", True)):
+            _, res = cp_als(X, rank, init=init, max_iter=iters, tol=0, linesearch=ls)
+            runs[name] = (res.fits, list(np.cumsum(res.iter_times)))
+        if peers:
+            runs["tensorly+ls"] = _tensorly_linesearch(X, init, rank, iters)
+        target = max(max(f) for f, _ in runs.values()) - 1e-6
+        row: dict[str, Any] = {"shape": "x".join(map(str, shape)), "R": rank,
+                               "congruence": cong, "target fit": target}
+        for name, (fits, times) in runs.items():
+            row[f"{name} it"], row[f"{name} s"] = _to_target(fits, times, target)
+        rows.append(row)
+    cols = ["shape", "R", "congruence", "target fit"] + [
+        f"{n} {u}" for n in ("ALS", "ALS+ls", "tensorly+ls") if peers or n != "tensorly+ls"
+        for u in ("it", "s")]
+    print_table(rows, cols, title=f"CP-ALS line search: iterations / seconds to the target fit "
+                                  f"(at most {iters} iterations)")
+    return rows
+
+
+def _tensorly_linesearch(X: np.ndarray, init: Any, rank: int,
+                         iters: int) -> tuple[list[float], list[float]]:
+    from tensorly.decomposition import parafac
+    fits: list[float] = []
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+
+    def cb(_cp: Any, err: float) -> None:
+        stamps.append(time.perf_counter() - t0)
+        fits.append(1.0 - float(err))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parafac(X, rank, init=(np.ones(rank), [np.array(f) for f in init.factors]),
+                n_iter_max=iters, tol=0, linesearch=True, return_errors=True, callback=cb)
+    return fits[1:], stamps[1:]
+
+
+def missing_rows(quick: bool, iters: int, peers: bool) -> list[dict[str, Any]]:
+    """EM, WLS and TensorLy's masked parafac: ms per iteration and observed fit."""
+    from tensorpar import CPTensor
+    rows = []
+    cases = [((30, 30, 30), 5)] if quick else [((100, 100, 100), 10), ((60, 60, 60, 60), 8)]
+    for shape, rank in cases:
+        X, _ = make_problem(shape, rank)
+        init = CPTensor([np.random.default_rng(1).random((s, rank)) for s in shape])
+        for frac in (0.3, 0.7):
+            W = np.random.default_rng(2).random(shape) > frac
+            row: dict[str, Any] = {"shape": "x".join(map(str, shape)), "R": rank,
+                                   "missing": frac}
+            for method in ("em", "wls"):
+                _, res = cp_als(X, rank, init=init, mask=W, missing_method=method,
+                                max_iter=iters, tol=0)
+                row[f"{method} ms"] = 1e3 * float(np.median(res.iter_times))
+                row[f"{method} fit"] = res.fit
+            if peers:
+                row.update(_tensorly_masked(X, W, init, rank, iters))
+            rows.append(row)
+    cols = ["shape", "R", "missing", "em ms", "wls ms", "em fit", "wls fit"]
+    if peers:
+        cols += ["tensorly ms", "tensorly fit"]
+    print_table(rows, cols, title=f"CP-ALS with missing entries, {iters} iterations "
+                                  "(fit on the observed entries)")
+    return rows
+
+
+def _tensorly_masked(X: np.ndarray, W: np.ndarray, init: Any, rank: int,
+                     iters: int) -> dict[str, Any]:
+    import tensorly as tl
+    from tensorly.decomposition import parafac
+    t0 = time.perf_counter()
+    cp = parafac(np.where(W, X, 0.0), rank, init=(np.ones(rank), [np.array(f) for f in
+                                                                   init.factors]),
+                 n_iter_max=iters, tol=0, mask=W.astype(float))
+    ms = 1e3 * (time.perf_counter() - t0) / iters
+    fit = 1 - np.linalg.norm(W * (X - tl.cp_to_tensor(cp))) / np.linalg.norm(W * X)
+    return {"tensorly ms": ms, "tensorly fit": float(fit)}
 
 
 if __name__ == "__main__":

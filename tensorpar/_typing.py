@@ -27,7 +27,7 @@ NormMethod = Literal["gram", "qr"]
 #: Position of a core in a train (first, middle, last, or the only one).
 Position = Literal["first", "middle", "last", "only"]
 #: CP-ALS start.
-InitMethod = Literal["random", "svd"]
+InitMethod = Literal["random", "random_uniform", "svd"]
 #: Why CP-ALS stopped.
 StopReason = Literal["tol", "max_iter", "callback"]
 #: MPI reduction.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tensorpar.kernels import has_kernel
 
 from tensorpar import CPALSResult, CPTensor, cp_als, random_cp
 from tensorpar.cp.checkpoint import load_checkpoint
+from tensorpar.kernels import has_kernel
 
 
 def noisy_low_rank(shape, rank, noise, seed=0):

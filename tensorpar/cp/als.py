@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -24,14 +24,15 @@ from .._backend import get_array_module, resolve_engine
 from .._typing import Array, Engine, InitMethod
 from .._validation import REAL_DTYPES, as_float_array, check_finite
 from ..dense import sample_indices, tensor_norm
-from ..mttkrp import mttkrp_sweep
+from ..mttkrp import mttkrp, mttkrp_sweep
 from .checkpoint import load_checkpoint, save_checkpoint
-from .init import initialize_cp
 from .loop import ALSHooks, Update, check_als_memory, run_als
+from .missing import check_missing_memory, observed_data, observed_residual, row_grams
 from .result import CPALSResult
+from .start import initial_state
 from .state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed, scale_exponent
 from .tensor import CPTensor
-from .update import gram
+from .variant import MissingMethod
 
 __all__ = ["cp_als", "initial_state", "resumed_state", "checked_norm", "sample_entries",
            "model_of"]
@@ -39,42 +40,17 @@ __all__ = ["cp_als", "initial_state", "resumed_state", "checked_norm", "sample_e
 Callback = Callable[[int, CPTensor, float], Any]
 
 
-def initial_state(X: Array, rank: int, init: InitMethod | CPTensor, *,
-                  rng: np.random.Generator, nonnegative: bool, norm_x: float) -> CPALSState:
-    """The state before the first iteration: normalised init and its Grams, in the scaled frame.
-
-    Only ``X``'s shape, dtype and array module are read unless ``init="svd"``.
-    A given CPTensor's weights are moved into the frame of ``||X||``; the
-    weights of a random or SVD start (the column norms of the drawn factors)
-    are taken as they are in that frame, so the start, like the run, does not
-    depend on the scale of ``X``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.ones((2, 3)) * 1e-170
-    >>> s = initial_state(X, 1, "random", rng=np.random.default_rng(0), nonnegative=False,
-    ...                   norm_x=checked_norm(X))
-    >>> s.scale_exp, s.shape
-    (-563, (2, 3))
-    """
-    e = scale_exponent(norm_x)
-    cp = initialize_cp(X, rank, init, rng=rng, nonnegative=nonnegative, scale_exp=e)
-    given = isinstance(init, CPTensor)
-    state = CPALSState(factors=list(cp.factors), weights=cp.weights,
-                       grams=[gram(f) for f in cp.factors], norm_x=norm_x,
-                       nonnegative=nonnegative, scale_exp=0 if given else e)
-    state.rescale(e)
-    return state
-
-
 def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
            seed: int | np.random.Generator | np.random.SeedSequence | None = None,
-           max_iter: int = 100, tol: float = 1e-8, nonnegative: bool = False,
+           max_iter: int = 100, tol: float = 1e-8,
+           nonnegative: bool | Sequence[int] = False,
            callback: Callback | None = None,
            verbose: bool = False, checkpoint: str | os.PathLike[str] | None = None,
            checkpoint_every: int = 10, resume: str | os.PathLike[str] | None = None,
-           engine: Engine = "auto") -> tuple[CPTensor, CPALSResult]:
+           engine: Engine = "auto", mask: Any = None, missing: Literal["nan"] | None = None,
+           missing_method: MissingMethod = "em", l2_reg: float = 0.0,
+           fixed_modes: Sequence[int] | None = None, n_inner: int = 1,
+           linesearch: bool = False) -> tuple[CPTensor, CPALSResult]:
     """CP decomposition of a dense tensor by alternating least squares.
 
     Finds ``X ~ [[w; A_0, ..., A_{N-1}]] = sum_r w_r a_0^(r) o ... o a_{N-1}^(r)``.
@@ -100,10 +76,12 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
     tol : float
         Stop when the fit changes by less than ``tol`` from one iteration to
         the next; 0 runs ``max_iter`` iterations.
-    nonnegative : bool
-        (A bool; other types raise a TypeError.) Keep every factor ``>= 0`` with one HALS pass per mode update
-        (:func:`~tensorpar.cp.update.hals_factor_update`); the error never
-        increases.
+    nonnegative : bool or sequence of int
+        ``True``: keep every factor ``>= 0``; a sequence of modes: keep those
+        factors ``>= 0`` (``nonnegative=[0, 2]``), the others unconstrained.
+        A nonnegative mode is updated by ``n_inner`` HALS passes
+        (:func:`~tensorpar.cp.update.hals_factor_update`), which never
+        increase the error; any nonnegative mode makes a random start uniform.
     callback : callable ``(iteration, cp, fit) -> bool | None``, optional
         Called after each iteration (1-based); returning True stops the run.
     verbose : bool
@@ -120,6 +98,29 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
         checkpoint of another tensor is refused with a ValueError.
     engine : {"auto", "numpy", "numba", "cupy"}
         MTTKRP engine, passed to :func:`~tensorpar.mttkrp.mttkrp_sweep`.
+    mask : array of bool, optional
+        ``X``'s shape, True where ``X`` is observed (0/1 numbers accepted);
+        the values of ``X`` at missing entries are not read.
+    missing : {None, "nan"}
+        ``"nan"``: NaN entries of ``X`` are missing (with ``mask`` too).
+    missing_method : {"em", "wls"}
+        With missing entries: EM imputation (TensorLy's masked ``parafac``)
+        or exact row-wise weighted least squares (about ``R`` times the cost
+        per sweep); see :mod:`tensorpar.cp.missing`. The fit is then the fit
+        on the observed entries, ``1 - ||W * (X - X_hat)|| / ||W * X||``.
+    l2_reg : float
+        Ridge ``l2_reg * sum_n ||A_n||^2`` on the factors as TensorLy's
+        ``parafac(l2_reg=...)`` holds them (:mod:`tensorpar.cp.scales`).
+    fixed_modes : sequence of int, optional
+        Modes whose factors keep their start (also the last mode, unlike
+        TensorLy's; their MTTKRP is still computed by the sweep).
+    n_inner : int
+        HALS passes per update of a nonnegative mode, always all of them
+        (TensorLy's ``non_negative_parafac_hals`` runs up to 5 and stops early
+        when a pass changes the factor by less than ``1e-4`` of the first
+        pass's change; with ``n_inner=5`` the two agree until that happens).
+    linesearch : bool
+        Bro's extrapolation between sweeps (:mod:`tensorpar.cp.accel`).
 
     Returns
     -------
@@ -161,35 +162,59 @@ def cp_als(X: Any, rank: int, *, init: InitMethod | CPTensor = "random",
     """
     t_start = time.perf_counter()
     X = as_float_array(X, "X", allowed=REAL_DTYPES, min_ndim=2)
+    masked = mask is not None or missing is not None
     options = check_als_options(rank, max_iter=max_iter, tol=tol, nonnegative=nonnegative,
                                 callback=callback, verbose=verbose, checkpoint=checkpoint,
-                                checkpoint_every=checkpoint_every, resume=resume)
+                                checkpoint_every=checkpoint_every, resume=resume, ndim=X.ndim,
+                                l2_reg=l2_reg, fixed_modes=fixed_modes, n_inner=n_inner,
+                                linesearch=linesearch, missing_method=missing_method,
+                                masked=masked)
     rng = check_seed(seed)
     xp = get_array_module(X)
-    eng = resolve_engine(engine, xp, op="mttkrp")
+    eng = cast(Engine, resolve_engine(engine, xp, op="mttkrp"))
     check_als_memory(X.shape, options.rank, X.dtype.itemsize)
-    norm_x = checked_norm(X)
-    samples = sample_entries(X) if options.checkpoint or options.resume else []
+    if masked:
+        check_missing_memory(X.shape, options.rank, X.dtype.itemsize, missing_method)
+    Y, W = observed_data(X, mask, missing) if masked else (X, None)
+    norm_x = checked_norm(Y)
+    samples = sample_entries(Y) if options.checkpoint or options.resume else []
 
     if options.resume is not None:
         state = resumed_state(options, X.shape, X.dtype, xp, norm_x, samples)
         t_origin = t_start - state.elapsed
     else:
-        state = initial_state(X, options.rank, init, rng=rng, nonnegative=options.nonnegative,
-                              norm_x=norm_x)
+        state = initial_state(Y, options.rank, init, rng=rng, nonnegative=options.nonnegative,
+                              norm_x=norm_x, variant=options.variant)
         state.samples = samples
         state.init_time = time.perf_counter() - t_start
         t_origin = t_start
+    hooks = _serial_hooks(Y, W, state, options, eng)
+    if W is not None and state.variant.missing == "em" and state.iteration > 0 and \
+            hooks.residual is not None:
+        hooks.residual(True)  # a resumed EM run: the missing entries as the run left them
+    result = run_als(state, hooks, options, callback=callback, engine=eng, t_origin=t_origin)
+    return model_of(state), result
 
+
+def _serial_hooks(Y: Array, W: Array | None, state: CPALSState, options: ALSOptions,
+                  eng: Engine) -> ALSHooks:
     def sweep(update: Update) -> None:
-        mttkrp_sweep(X, state.factors, update, engine=cast(Engine, eng))
+        mttkrp_sweep(Y, state.factors, update, engine=eng)
 
     def save(st: CPALSState) -> None:
         save_checkpoint(str(options.checkpoint), st)
 
-    hooks = ALSHooks(sweep=sweep, view=model_of, save=save)
-    result = run_als(state, hooks, options, callback=callback, engine=eng, t_origin=t_origin)
-    return model_of(state), result
+    def set_storage(arrays: list[Array]) -> None:
+        state.factors[:] = arrays
+
+    hooks = ALSHooks(sweep=sweep, view=model_of, save=save,
+                     mttkrp=lambda n: mttkrp(Y, state.factors, n, engine=eng),
+                     storage=lambda: state.factors, set_storage=set_storage)
+    if W is not None:
+        hooks.residual = lambda fill: observed_residual(Y, W, state.factors, state.weights,
+                                                        state.scale_exp, fill)
+        hooks.row_grams = lambda n: row_grams(W, state.factors, n)
+    return hooks
 
 
 def model_of(state: CPALSState) -> CPTensor:

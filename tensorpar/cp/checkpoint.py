@@ -28,11 +28,13 @@ import numpy as np
 
 from .._backend import to_numpy
 from .state import CPALSState
+from .variant import ALSVariant
 
 __all__ = ["CPALSState", "save_checkpoint", "load_checkpoint"]
 
-#: Version 2 added the sampled entries of X; version 1 files still load (no sample check).
-FORMAT_VERSION = 2
+#: Version 2 added the sampled entries of X, version 3 the variant (its options, the
+#: column scales, the extrapolation's state); older files still load as plain ALS.
+FORMAT_VERSION = 3
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
@@ -52,6 +54,9 @@ def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
         "init_time": float(state.init_time),
         "elapsed": float(state.elapsed),
         "samples": [float(v) for v in state.samples],
+        "variant": state.variant.as_dict(),
+        "ls_pow": float(state.ls_pow),
+        "ls_fail": int(state.ls_fail),
     }
     arrays: dict[str, Any] = {"meta": np.array(json.dumps(meta)),
               "weights": to_numpy(state.model_weights()),
@@ -60,6 +65,10 @@ def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
     for n, (f, g) in enumerate(zip(state.factors, state.grams)):
         arrays[f"factor_{n}"] = to_numpy(f)
         arrays[f"gram_{n}"] = to_numpy(g)
+    # Column scales in the unscaled frame, like the weights (each factor takes 2^(e/N)).
+    step = 2.0 ** (state.scale_exp / max(len(state.factors), 1))
+    for n, sc in enumerate(state.col_scales):
+        arrays[f"col_scales_{n}"] = to_numpy(sc * step)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
@@ -101,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike[str], xp: Any = np) -> CPALSState:
                 zipfile.BadZipFile) as exc:
             raise ValueError(f"resume={str(path)!r} is not a tensorpar CP-ALS checkpoint "
                              f"({exc})") from exc
-        if version not in (1, FORMAT_VERSION):
+        if version not in (1, 2, FORMAT_VERSION):
             raise ValueError(f"resume={str(path)!r} has checkpoint format version "
                              f"{version}, expected {FORMAT_VERSION}")
         try:
@@ -114,6 +123,12 @@ def load_checkpoint(path: str | os.PathLike[str], xp: Any = np) -> CPALSState:
 
 def _read_state(data: Any, meta: dict[str, Any], xp: Any) -> CPALSState:
     n = int(meta["ndim"])
+    if "variant" in meta:
+        variant = ALSVariant.from_dict(meta["variant"])
+    else:  # versions 1 and 2: plain ALS, nonnegative in every mode or none
+        variant = ALSVariant(nonnegative_modes=tuple(range(n)) if meta["nonnegative"] else ())
+    scales = [xp.asarray(data[f"col_scales_{k}"]) for k in range(n)] \
+        if variant.tracks_scales else []
     return CPALSState(
         factors=[xp.asarray(data[f"factor_{k}"]) for k in range(n)],
         weights=xp.asarray(data["weights"]),
@@ -124,4 +139,6 @@ def _read_state(data: Any, meta: dict[str, Any], xp: Any) -> CPALSState:
         nonnegative=bool(meta["nonnegative"]),
         init_time=float(meta["init_time"]),
         elapsed=float(meta["elapsed"]),
-        samples=[float(v) for v in meta.get("samples", [])])
+        samples=[float(v) for v in meta.get("samples", [])],
+        variant=variant, col_scales=scales, ls_pow=float(meta.get("ls_pow", 2.0)),
+        ls_fail=int(meta.get("ls_fail", 0)))

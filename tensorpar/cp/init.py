@@ -20,7 +20,7 @@ from .._typing import InitMethod
 from .state import ldexp_array
 from .tensor import CPTensor
 
-__all__ = ["initialize_cp", "random_factors", "svd_factor", "unfolding_gram", "check_init"]
+__all__ = ["initialize_cp", "raw_initial_cp", "random_factors", "svd_factor", "unfolding_gram", "check_init"]
 
 #: Largest block (bytes) copied at a time when a Gram needs a permuted layout;
 #: small enough that the copy is still in cache when the GEMM reads it.
@@ -191,10 +191,12 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
     X : ndarray, shape (I_0, ..., I_{N-1})
         Real dense tensor, numpy or cupy.
     rank : int
-    init : {"random", "svd"} or CPTensor
-        ``"random"``: :func:`random_factors`; ``"svd"``: :func:`svd_factor` of
-        every mode; a CPTensor (same shape and rank) is copied to ``X``'s
-        array module and dtype.
+    init : {"random", "random_uniform", "svd"} or CPTensor
+        ``"random"``: :func:`random_factors` (standard normal; uniform when
+        ``nonnegative``); ``"random_uniform"``: uniform ``[0, 1)`` factors
+        whatever ``nonnegative`` (TensorLy's ``init="random"``); ``"svd"``:
+        :func:`svd_factor` of every mode; a CPTensor (same shape and rank) is
+        copied to ``X``'s array module and dtype.
     rng : numpy.random.Generator, optional
         Source of every random number (a fresh default one when omitted).
     nonnegative : bool
@@ -207,6 +209,25 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
     -------
     CPTensor
         Weights ``w`` and factors with unit-norm (or zero) columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cp = initialize_cp(np.zeros((3, 4)), 2, "random_uniform", rng=np.random.default_rng(0))
+    >>> bool((cp.factors[0] >= 0).all()), cp.weights.shape
+    (True, (2,))
+    """
+    return raw_initial_cp(X, rank, init, rng=rng, nonnegative=nonnegative,
+                          scale_exp=scale_exp).normalize()
+
+
+def raw_initial_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
+                   rng: np.random.Generator | None = None,
+                   nonnegative: bool = False, scale_exp: int = 0) -> CPTensor:
+    """:func:`initialize_cp` before the normalisation: factors as drawn or given.
+
+    The drawn factors' column norms are what TensorLy's ``parafac`` starts
+    from (:mod:`tensorpar.cp.scales`); weights are None for a drawn start.
     """
     xp = get_array_module(X)
     rng = np.random.default_rng() if rng is None else rng
@@ -215,9 +236,10 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
         get_array_module(X, *init.factors)
         factors = [xp.array(f, dtype=X.dtype, order="C", copy=True) for f in init.factors]
         weights = xp.array(init.weights, dtype=X.dtype, copy=True)
-    elif isinstance(init, str) and init == "random":
+    elif isinstance(init, str) and init in ("random", "random_uniform"):
+        uniform = nonnegative or init == "random_uniform"
         factors = [xp.asarray(f) for f in
-                   random_factors(X.shape, rank, rng, nonnegative=nonnegative, dtype=X.dtype)]
+                   random_factors(X.shape, rank, rng, nonnegative=uniform, dtype=X.dtype)]
         weights = None
     elif isinstance(init, str) and init == "svd":
         factors = [svd_factor(X, n, rank, rng, nonnegative=nonnegative, scale_exp=scale_exp)
@@ -225,8 +247,8 @@ def initialize_cp(X: Any, rank: int, init: InitMethod | CPTensor = "random", *,
         weights = None
     else:
         raise ValueError(
-            f"init must be 'random', 'svd' or a CPTensor, got {init!r}"
+            f"init must be 'random', 'svd' or a CPTensor (or 'random_uniform'), got {init!r}"
             if isinstance(init, str) else
-            f"init must be 'random', 'svd' or a CPTensor, got {type(init).__name__}")
-    return CPTensor(factors, weights).normalize()
-
+            "init must be 'random', 'svd' or a CPTensor (or 'random_uniform'), got "
+            f"{type(init).__name__}")
+    return CPTensor(factors, weights)

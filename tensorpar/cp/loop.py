@@ -14,7 +14,14 @@ progress line, callback). A driver says how its data is spread through
 * ``save`` writes the checkpoint (distributed: gather, write on rank 0);
 * ``any_true`` is the collective stop decision of the callback;
 * ``view`` is what the callback receives; ``prints`` whether this process
-  prints the progress line.
+  prints the progress line;
+* for the variants (:mod:`tensorpar.cp.variant`): ``residual(fill)`` the
+  observed residual of the current model summed over the ranks, refilling
+  the missing entries with ``fill`` (:mod:`tensorpar.cp.missing`);
+  ``row_grams(n)`` the weighted least-squares matrices of the owned rows;
+  ``mttkrp(n)`` one MTTKRP (owned rows) and ``storage()`` /
+  ``set_storage(arrays)`` the factor arrays the sweep reads, for the
+  extrapolation (:mod:`tensorpar.cp.accel`).
 
 The loop runs in the scaled frame of :mod:`tensorpar.cp.state`: each MTTKRP
 output is multiplied by ``2^-e`` (exact), the weights live in that frame and
@@ -33,8 +40,11 @@ from typing import Any
 from .._backend import get_array_module
 from .._typing import Array
 from ..dense import check_memory
+from .accel import extrapolate, is_line_iteration, snapshot
 from .fit import cp_inner_from_mttkrp, cp_norm_sq_from_grams, fit_from_terms, has_converged
+from .missing import fit_from_residual, wls_factor_update
 from .result import CPALSResult, StopReason, progress_line
+from .scales import frame_l2, others_product, tracked_system
 from .state import ALSOptions, CPALSState, ldexp_array
 from .update import als_factor_update, gram, hadamard_grams, hals_factor_update, normalize_factor
 
@@ -77,6 +87,11 @@ class ALSHooks:
     save: Callable[[CPALSState], None] | None = None
     any_true: Callable[[bool], bool] = _identity_bool
     prints: bool = True
+    residual: Callable[[bool], float] | None = None
+    row_grams: Callable[[int], Array] | None = None
+    mttkrp: Callable[[int], Array] | None = None
+    storage: Callable[[], list[Array]] | None = None
+    set_storage: Callable[[list[Array]], None] | None = None
 
 
 def als_iteration(state: CPALSState, hooks: ALSHooks) -> float:
@@ -100,31 +115,76 @@ def als_iteration(state: CPALSState, hooks: ALSHooks) -> float:
     >>> 0 < als_iteration(state, hooks) < 1
     True
     """
+    e = state.scale_exp
+    variant = state.variant
+    it0 = state.iteration
+    before = snapshot(state, hooks) if variant.linesearch and it0 % 2 == 0 else None
+    inner: list[float] = []
+    hooks.sweep(lambda n, M: _mode_update(state, hooks, n, M, inner))
+    line = before is not None and is_line_iteration(it0)
+    norm = math.ldexp(state.norm_x, -e)
+    if variant.missing is not None:
+        if hooks.residual is None:
+            raise ValueError("a run with missing data needs hooks.residual")
+        fit = fit_from_residual(norm, hooks.residual(variant.missing == "em" and not line))
+    else:
+        norm_sq = cp_norm_sq_from_grams(hadamard_grams(state.grams), state.weights)
+        fit, _ = fit_from_terms(norm, inner[0], norm_sq)
+    if line and before is not None:
+        fit = extrapolate(state, hooks, before, fit)
+    return fit
+
+
+def _mode_update(state: CPALSState, hooks: ALSHooks, n: int, M: Array,
+                 inner: list[float]) -> Array:
+    """The mode-``n`` step of :func:`als_iteration` (the sweep's ``update``)."""
+    variant, reduce = state.variant, hooks.allreduce
     last = len(state.grams) - 1
     e = state.scale_exp
-    inner: list[float] = []
-    reduce = hooks.allreduce
+    M = ldexp_array(M, -e) if e else M
+    if n in variant.fixed_modes:
+        if n == last:
+            _inner_of_fixed(state, hooks, M, inner)
+        return state.factors[n]
+    V = hadamard_grams(state.grams, skip=n)
+    D = others_product(state.col_scales, n) if variant.tracks_scales else None
+    if D is not None:
+        lam = frame_l2(variant.l2_reg, e, len(state.grams))
+        M_, V_ = tracked_system(M, V, D, lam)
+        start = state.factors[n] * state.col_scales[n][None, :]
+    else:
+        lam, M_, V_ = 0.0, M, V
+        start = state.factors[n] * state.weights[None, :]
+    if n in variant.nonnegative_modes:
+        A = hals_factor_update(start, M_, V_, variant.n_inner)
+    elif variant.missing == "wls":
+        if hooks.row_grams is None:
+            raise ValueError("missing_method='wls' needs hooks.row_grams")
+        A = wls_factor_update(M_, hooks.row_grams(n), D, lam)
+    else:
+        A = als_factor_update(M_, V_)
+    G = gram(A)
+    if reduce is not None:
+        G = _reduce_gram(reduce, G, M, A if D is None else A * D[None, :],
+                         inner if n == last else None)
+    A, state.grams[n], s = normalize_factor(A, G)
+    if D is None:
+        state.weights = s
+    else:
+        state.col_scales[n], state.weights = s, s * D
+    state.factors[n] = A
+    if n == last and reduce is None:
+        inner.append(cp_inner_from_mttkrp(M, A, state.weights))
+    return A
 
-    def update(n: int, M: Array) -> Array:
-        M = ldexp_array(M, -e) if e else M
-        V = hadamard_grams(state.grams, skip=n)
-        if state.nonnegative:
-            A = hals_factor_update(state.factors[n] * state.weights[None, :], M, V)
-        else:
-            A = als_factor_update(M, V)
-        G = gram(A)
-        if reduce is not None:
-            G = _reduce_gram(reduce, G, M, A, inner if n == last else None)
-        A, state.grams[n], state.weights = normalize_factor(A, G)
-        state.factors[n] = A
-        if n == last and reduce is None:
-            inner.append(cp_inner_from_mttkrp(M, A, state.weights))
-        return A
 
-    hooks.sweep(update)
-    norm_sq = cp_norm_sq_from_grams(hadamard_grams(state.grams), state.weights)
-    fit, _ = fit_from_terms(math.ldexp(state.norm_x, -e), inner[0], norm_sq)
-    return fit
+def _inner_of_fixed(state: CPALSState, hooks: ALSHooks, M: Array, inner: list[float]) -> None:
+    """The fit's ``<X, X_hat>`` when the last mode is fixed (no Gram message to ride in)."""
+    share = cp_inner_from_mttkrp(M, state.factors[-1], state.weights)
+    if hooks.allreduce is not None:
+        xp = get_array_module(M)
+        share = float(hooks.allreduce(xp.asarray([share], dtype="float64"))[0])
+    inner.append(share)
 
 
 def _reduce_gram(reduce: Callable[[Array], Array], G: Array, M: Array, A_raw: Array,

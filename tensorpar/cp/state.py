@@ -20,6 +20,7 @@ results for ``X`` for any representable ``c`` (the Grams of data around
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import numpy as np
 from .._backend import get_array_module
 from .._typing import Array
 from .._validation import check_positive_int
+from .variant import ALSVariant, check_variant
 
 __all__ = ["CPALSState", "ALSOptions", "check_als_options", "check_resumed", "check_seed",
            "check_bool", "check_checkpoint_path", "scale_exponent", "ldexp_array"]
@@ -73,6 +75,14 @@ class CPALSState:
     samples : list of float
         Fingerprint of ``X``: its entries at :func:`tensorpar.dense.sample_indices`
         (stored in the checkpoint, compared on resume).
+    variant : ALSVariant
+        The CP-ALS variant (:mod:`tensorpar.cp.variant`).
+    col_scales : list of ndarray, each (R,)
+        With ``variant.tracks_scales``: the column norms of each factor as
+        TensorLy holds them (weights 1), in the scaled frame, so that their
+        product is ``weights`` (:mod:`tensorpar.cp.scales`); else empty.
+    ls_pow, ls_fail : float, int
+        The extrapolation's state (:mod:`tensorpar.cp.accel`).
     """
 
     factors: list[Array]
@@ -86,6 +96,10 @@ class CPALSState:
     elapsed: float = 0.0
     scale_exp: int = 0
     samples: list[float] = field(default_factory=list)
+    variant: ALSVariant = field(default_factory=ALSVariant)
+    col_scales: list[Array] = field(default_factory=list)
+    ls_pow: float = 2.0
+    ls_fail: int = 0
 
     @property
     def iteration(self) -> int:
@@ -110,6 +124,10 @@ class CPALSState:
         """Move the weights into the frame of ``scale_exp`` (exact; see the module docstring)."""
         if scale_exp != self.scale_exp:
             self.weights = ldexp_array(self.weights, self.scale_exp - scale_exp)
+            # Each factor takes the N-th root of the change (not exact; the ridge needs
+            # every factor scaled alike, see tensorpar.cp.scales).
+            step = 2.0 ** ((self.scale_exp - scale_exp) / max(len(self.col_scales), 1))
+            self.col_scales = [s * step for s in self.col_scales]
             self.scale_exp = scale_exp
 
 
@@ -155,6 +173,7 @@ class ALSOptions:
     checkpoint: str | None
     checkpoint_every: int
     resume: str | None
+    variant: ALSVariant = ALSVariant()
 
     def as_dict(self) -> dict[str, Any]:
         """``{option name: value}`` for :func:`tensorpar.distributed.comm.agree`."""
@@ -234,13 +253,18 @@ def check_checkpoint_path(path: str) -> None:
 def check_als_options(rank: Any, *, max_iter: Any = 100, tol: Any = 1e-8,
                       nonnegative: Any = False, callback: Any = None, verbose: Any = False,
                       checkpoint: Any = None, checkpoint_every: Any = 10,
-                      resume: Any = None, check_checkpoint: bool = True) -> ALSOptions:
+                      resume: Any = None, check_checkpoint: bool = True,
+                      ndim: int | None = None, **variant: Any) -> ALSOptions:
     """Validate the scalar options shared by serial and distributed CP-ALS.
 
     Raises a ValueError/TypeError naming the offending option. The checkpoint
     path is checked here (its directory exists, it is not a directory) so that
     a bad path fails before the first iteration; ``check_checkpoint=False``
     skips that (the distributed driver checks it on the rank that writes).
+    With ``ndim`` (the order of ``X``) the variant options are checked too
+    (``variant`` are the keyword arguments of
+    :func:`~tensorpar.cp.variant.check_variant`, ``nonnegative`` among them:
+    a bool or a sequence of modes); without it ``nonnegative`` must be a bool.
 
     Examples
     --------
@@ -259,13 +283,19 @@ def check_als_options(rank: Any, *, max_iter: Any = 100, tol: Any = 1e-8,
         raise ValueError(f"tol must be a number >= 0, got {tol!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if ndim is None:
+        all_nn = check_bool(nonnegative, "nonnegative")
+        var = check_variant(1, **variant)  # the modes of `nonnegative` are unknown here
+    else:
+        var = check_variant(ndim, nonnegative=nonnegative, **variant)
+        all_nn = len(var.nonnegative_modes) == ndim
+    verbose = check_bool(verbose, "verbose")
     ckpt = _check_path(checkpoint, "checkpoint")
     if ckpt is not None and check_checkpoint:
         check_checkpoint_path(ckpt)
-    return ALSOptions(rank=rank, max_iter=max_iter, tol=float(tol),
-                      nonnegative=check_bool(nonnegative, "nonnegative"),
-                      verbose=check_bool(verbose, "verbose"), checkpoint=ckpt,
-                      checkpoint_every=checkpoint_every, resume=_check_path(resume, "resume"))
+    return ALSOptions(rank=rank, max_iter=max_iter, tol=float(tol), nonnegative=all_nn,
+                      verbose=verbose, checkpoint=ckpt, checkpoint_every=checkpoint_every,
+                      resume=_check_path(resume, "resume"), variant=var)
 
 
 def check_resumed(state: CPALSState, shape: tuple[int, ...], dtype: Any, options: ALSOptions,
@@ -297,6 +327,14 @@ def check_resumed(state: CPALSState, shape: tuple[int, ...], dtype: Any, options
                          "was asked for")
     if state.nonnegative != options.nonnegative:
         raise ValueError(f"{where} was written with nonnegative={state.nonnegative}")
+    want = options.variant
+    if options.nonnegative and not want.nonnegative_modes:  # options made without ndim
+        want = dataclasses.replace(want, nonnegative_modes=tuple(range(len(shape))))
+    if state.variant != want:
+        theirs, ours = state.variant.as_dict(), want.as_dict()
+        diff = ", ".join(f"{k}={theirs[k]!r} (asked {ours[k]!r})" for k in theirs
+                         if theirs[k] != ours[k])
+        raise ValueError(f"{where} was written with other options: {diff}")
     if state.factors[0].dtype != dtype:
         raise ValueError(f"{where} holds {state.factors[0].dtype} factors, X is {dtype}")
     if norm_x is not None and abs(state.norm_x - norm_x) > 1e-12 * max(norm_x, 1e-300):

@@ -25,38 +25,32 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
 
-from .._backend import get_array_module, resolve_engine
+from .._backend import get_array_module
 from .._typing import Array, Engine
-from .._validation import REAL_DTYPES
-from ..cp.als import initial_state
-from ..cp.checkpoint import load_checkpoint, save_checkpoint
-from ..cp.init import check_init
-from ..cp.loop import ALSHooks, Update, check_als_memory, run_als
+from ..cp.checkpoint import save_checkpoint
+from ..cp.loop import ALSHooks, Update, run_als
 from ..cp.loop import als_iteration as shared_iteration
+from ..cp.missing import observed_residual, row_grams
 from ..cp.result import CPALSResult
-from ..cp.state import ALSOptions, CPALSState, check_als_options, check_resumed, check_seed, scale_exponent
+from ..cp.start import initial_state
+from ..cp.state import CPALSState, check_resumed, scale_exponent
 from ..cp.tensor import CPTensor
+from ..cp.variant import MissingMethod
 from ..dense import abs_max, sample_indices, sum_squares
 from . import comm as C
 from .comm import check_all
+from .cp_options import AGREED, agreement, check_locally
 from .dist_tensor import DistTensor
-from .mttkrp import allgather_factor, factor_blocks, owned_rows, sweep_unchecked
+from .mttkrp import allgather_factor, dist_mttkrp, factor_blocks, owned_counts, owned_rows, sweep_unchecked
 
 __all__ = ["dist_cp_als", "cp_als", "als_iteration", "DistCPModel", "dist_norm",
            "dist_sample_entries", "stand_in"]
-
-#: What the ranks agree on (:func:`tensorpar.distributed.comm.agree`). Not ``verbose``
-#: (only rank 0 prints) nor the ``resume`` path (each rank may read its own copy; the
-#: loaded state is compared instead).
-AGREED = ("rank", "max_iter", "tol", "nonnegative", "checkpoint", "checkpoint_every",
-          "init", "seed", "engine", "callback", "shape", "dtype", "grid", "resumed_state")
-
 
 @dataclass
 class DistCPModel:
@@ -113,11 +107,14 @@ class DistCPModel:
         return dataclasses.replace(self.state, factors=full)
 
 
-def _hooks(model: DistCPModel, engine: str, checkpoint: str | None = None) -> ALSHooks:
+def _hooks(model: DistCPModel, engine: str, checkpoint: str | None = None,
+           W: Array | None = None) -> ALSHooks:
+    """The distributed hooks; with ``W`` (this rank's mask block) ``model.X`` holds ``Y``."""
     X, cart = model.X, model.X.grid.cart
+    eng = cast(Engine, engine)
 
     def sweep(update: Update) -> None:
-        sweep_unchecked(X, model.blocks, update, cast(Engine, engine))
+        sweep_unchecked(X, model.blocks, update, eng)
         model.refresh_owned()
 
     def save(_: CPALSState) -> None:
@@ -130,9 +127,36 @@ def _hooks(model: DistCPModel, engine: str, checkpoint: str | None = None) -> AL
                 msg = f"could not write checkpoint {checkpoint!r}: {exc}"
         check_all(cart, not msg, msg, OSError)
 
-    return ALSHooks(sweep=sweep, view=lambda _: model, allreduce=lambda a: C.allreduce(cart, a),
-                    save=save, any_true=lambda flag: C.any_true(cart, flag),
-                    prints=cart.Get_rank() == 0)
+    def set_storage(arrays: list[Array]) -> None:
+        model.blocks[:] = arrays
+        model.refresh_owned()
+
+    hooks = ALSHooks(sweep=sweep, view=lambda _: model,
+                     allreduce=lambda a: C.allreduce(cart, a), save=save,
+                     any_true=lambda flag: C.any_true(cart, flag), prints=cart.Get_rank() == 0,
+                     mttkrp=lambda n: dist_mttkrp(X, model.blocks, n, eng),
+                     storage=lambda: model.blocks, set_storage=set_storage)
+    if W is not None:
+        hooks.residual = lambda fill: _residual(model, W, fill)
+        hooks.row_grams = lambda n: _row_grams(model, W, n)
+    return hooks
+
+
+def _residual(model: DistCPModel, W: Array, fill: bool) -> float:
+    """The observed residual summed over the ranks (one word); ``fill`` refills this block."""
+    st = model.state
+    share = observed_residual(model.X.local, W, model.blocks, st.weights, st.scale_exp, fill)
+    return float(C.allreduce(model.X.grid.cart, np.array([share]))[0])
+
+
+def _row_grams(model: DistCPModel, W: Array, n: int) -> Array:
+    """The owned rows' weighted least-squares matrices: local sums, one reduce-scatter."""
+    X = model.X
+    G = row_grams(W, model.blocks, n)
+    R = G.shape[1]
+    owned = C.reduce_scatter(X.grid.slice_comm(n), G.reshape(G.shape[0], R * R),
+                             owned_counts(X, n))
+    return owned.reshape(owned.shape[0], R, R)
 
 
 def als_iteration(model: DistCPModel, engine: str = "auto") -> float:
@@ -166,13 +190,18 @@ def als_iteration(model: DistCPModel, engine: str = "auto") -> float:
 Callback = Callable[[int, DistCPModel, float], Any]
 
 
-def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor = "random",
+def dist_cp_als(X: DistTensor, rank: int, *,
+                init: Literal["random", "random_uniform"] | CPTensor = "random",
                 seed: int | np.random.Generator | np.random.SeedSequence | None = None,
-                max_iter: int = 100, tol: float = 1e-8, nonnegative: bool = False,
+                max_iter: int = 100, tol: float = 1e-8,
+                nonnegative: bool | Sequence[int] = False,
                 callback: Callback | None = None, verbose: bool = False,
                 checkpoint: str | os.PathLike[str] | None = None, checkpoint_every: int = 10,
                 resume: str | os.PathLike[str] | None = None,
-                engine: Engine = "auto") -> tuple[CPTensor, CPALSResult]:
+                engine: Engine = "auto", mask: Any = None, missing: Literal["nan"] | None = None,
+                missing_method: MissingMethod = "em", l2_reg: float = 0.0,
+                fixed_modes: Sequence[int] | None = None, n_inner: int = 1,
+                linesearch: bool = False) -> tuple[CPTensor, CPALSResult]:
     """Distributed CP decomposition by alternating least squares (collective).
 
     The options mean what they mean in :func:`tensorpar.cp_als` (including
@@ -208,6 +237,15 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
         Rank 0 checks the path before the first iteration.
     resume : path, optional
         Checkpoint to continue from, read by every rank (a shared file system).
+    mask : DistTensor, callable or array, optional
+        Observed entries, distributed like ``X``
+        (:mod:`tensorpar.distributed.cp_options`).
+    missing, missing_method, l2_reg, fixed_modes, n_inner, linesearch
+        As in :func:`tensorpar.cp_als`; ``missing_method="wls"`` adds one
+        ``Reduce_scatter`` of ``|J_n(p_n)| R^2`` words per mode, missing data
+        one word per sweep (the residual), ``linesearch`` on an extrapolating
+        iteration ``N R^2`` words (the Grams), one MTTKRP's reduce-scatter and
+        one word.
 
     Returns
     -------
@@ -225,7 +263,7 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     Notes
     -----
     Words moved per iteration and rank: see :func:`als_iteration`. Besides:
-    the agreement, one allreduce of ``1 + 2 * 14`` integers (``"meta"``);
+    the agreement, one allreduce of ``1 + 2 * 15`` integers (``"meta"``);
     ``||X||``, one word (:func:`dist_norm`); the callback, one flag per
     iteration (``"meta"``); a checkpoint, ``I_n R`` words per mode, and with
     ``checkpoint`` or ``resume`` the fingerprint of ``X``, 16 words.
@@ -248,15 +286,20 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
     cart = X.grid.cart
     args = dict(rank=rank, max_iter=max_iter, tol=tol, nonnegative=nonnegative,
                 callback=callback, verbose=verbose, checkpoint=checkpoint,
-                checkpoint_every=checkpoint_every, resume=resume)
+                checkpoint_every=checkpoint_every, resume=resume, l2_reg=l2_reg,
+                fixed_modes=fixed_modes, n_inner=n_inner, linesearch=linesearch,
+                missing_method=missing_method)
     error: Exception | None = None
     agreed: dict[str, Any] = dict.fromkeys(AGREED)
     try:
-        options, rng, eng, loaded = _check_locally(X, init, seed, engine, args)
-        agreed = _agreement(X, options, init, rng, eng, loaded, callback, seed)
+        options, rng, eng, loaded, Y, W = check_locally(X, init, seed, engine, mask, missing,
+                                                        args)
+        agreed = agreement(X, options, init, rng, eng, loaded, callback, seed)
     except Exception as exc:  # noqa: BLE001 - every local failure is agreed on, then raised
         error = exc
     C.agree(cart, agreed, error=error)  # raises the same exception on every rank
+    if Y is not None:  # missing entries: the sweep reads Y (zeros there, then the model)
+        X = DistTensor(Y, X.shape, X.grid)
 
     norm_x = dist_norm(X)
     if not math.isfinite(norm_x):
@@ -274,13 +317,18 @@ def dist_cp_als(X: DistTensor, rank: int, *, init: Literal["random"] | CPTensor 
             fresh = int(cast(int, np.random.SeedSequence().entropy)) if cart.Get_rank() == 0 else None
             rng = np.random.default_rng(C.bcast_object(cart, fresh))
         state = initial_state(stand_in(X), options.rank, init, rng=rng,
-                              nonnegative=options.nonnegative, norm_x=norm_x)
+                              nonnegative=options.nonnegative, norm_x=norm_x,
+                              variant=options.variant)
         state.samples = samples
         model = DistCPModel.from_full(X, state)
         model.state.init_time = time.perf_counter() - t_start
         t_origin = t_start
-    result = run_als(model.state, _hooks(model, eng, options.checkpoint), options,
-                     callback=callback, engine=eng, t_origin=t_origin)
+    hooks = _hooks(model, eng, options.checkpoint, W)
+    if hooks.residual is not None and model.state.variant.missing == "em" and \
+            model.state.iteration > 0:
+        hooks.residual(True)  # a resumed EM run: the missing entries as the run left them
+    result = run_als(model.state, hooks, options, callback=callback, engine=eng,
+                     t_origin=t_origin)
     return model.gather(), result
 
 
@@ -299,53 +347,6 @@ def stand_in(X: DistTensor) -> Array:
     """
     xp = get_array_module(X.local)
     return xp.broadcast_to(xp.zeros((), dtype=X.dtype), X.shape)
-
-
-def _check_locally(X: DistTensor, init: Any, seed: Any, engine: Any,
-                   args: dict[str, Any]) -> tuple[ALSOptions, np.random.Generator, str,
-                                                  CPALSState | None]:
-    """Every local check of :func:`dist_cp_als` (no message); raises ValueError/TypeError."""
-    root = X.grid.cart.Get_rank() == 0
-    options = check_als_options(**args, check_checkpoint=root)
-    rng = check_seed(seed)
-    if X.ndim < 2:
-        raise ValueError(f"X must have at least 2 dimensions, got shape {X.shape}")
-    if X.dtype.type not in REAL_DTYPES:
-        raise TypeError(f"X has dtype {X.dtype}; expected one of float32, float64")
-    if isinstance(init, CPTensor):
-        check_init(init, X.shape, options.rank, nonnegative=options.nonnegative)
-    elif isinstance(init, str) and init == "svd":
-        raise ValueError("init='svd' is not available for a DistTensor; use 'random' or a "
-                         "CPTensor")
-    elif not (isinstance(init, str) and init == "random"):
-        raise ValueError(f"init must be 'random' or a CPTensor, got {init!r}")
-    xp = get_array_module(X.local)
-    eng = resolve_engine(engine, xp, op="mttkrp")
-    check_als_memory(X.shape, options.rank, X.dtype.itemsize)
-    loaded = None
-    if options.resume is not None:
-        loaded = load_checkpoint(options.resume, xp)
-        check_resumed(loaded, X.shape, X.dtype, options)
-    return options, rng, eng, loaded
-
-
-def _draws(init: Any, options: ALSOptions, seed: Any) -> bool:
-    """Whether the start is drawn from a seed the caller gave (so the ranks must agree on it)."""
-    return isinstance(init, str) and options.resume is None and seed is not None
-
-
-def _agreement(X: DistTensor, options: ALSOptions, init: Any, rng: np.random.Generator,
-               eng: str, loaded: CPALSState | None, callback: Any,
-               seed: Any) -> dict[str, Any]:
-    """The values every rank must hold alike (keys :data:`AGREED`)."""
-    values = options.as_dict()
-    values.update(
-        init=init if isinstance(init, str) else ("CPTensor", list(init.factors), init.weights),
-        seed=rng.bit_generator.state if _draws(init, options, seed) else None, engine=eng,
-        callback=callback is not None,
-        shape=tuple(X.shape), dtype=str(X.dtype), grid=tuple(X.grid.dims),
-        resumed_state=None if loaded is None else (loaded.fits, loaded.weights))
-    return {k: values[k] for k in AGREED}
 
 
 def dist_norm(X: DistTensor) -> float:
