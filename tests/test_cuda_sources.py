@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from tensorpar.kernels import cuda_sources
 
 NVCC = shutil.which("nvcc")

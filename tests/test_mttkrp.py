@@ -6,11 +6,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tensorpar.kernels import get_kernel
 
 import tensorpar as tp
 from tensorpar import _mttkrp_plan as plan
 from tensorpar._backend import to_numpy
+from tensorpar.kernels import get_kernel
 from tensorpar.mttkrp import mttkrp, mttkrp_reference, mttkrp_sweep
 
 SHAPES = [(7, 6), (3, 4, 5), (1, 7, 3), (5, 1, 6, 2), (4, 3, 1, 2, 3), (2, 3, 2, 3, 2, 3), (7, 1, 1),

@@ -28,7 +28,8 @@ It is a package of small modules, all re-exported here:
 :mod:`~tensorpar.distributed.comm.collectives`,
 :mod:`~tensorpar.distributed.comm.agreement`,
 :mod:`~tensorpar.distributed.comm.p2p` (point to point and trees, used by
-TSQR), :mod:`~tensorpar.distributed.comm.ring` (fixed-shape exchanges for rings) and :mod:`~tensorpar.distributed.comm.abort`. Importing it imports no
+TSQR), :mod:`~tensorpar.distributed.comm.ring` (fixed-shape exchanges for
+rings) and :mod:`~tensorpar.distributed.comm.abort`. Importing it imports no
 distributed algorithm and installs nothing.
 
 Collectives take arrays whose parts are **rows along** ``axis`` (default 0);
