@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 
 import tensorpar as tp
-from tensorpar.distributed import DistTensor, cp_als, dist_tt_svd
+from tensorpar.distributed import DistTensor, dist_cp_als, dist_tt_svd
 from tensorpar.distributed import comm as C
 
 
@@ -40,7 +40,7 @@ def main() -> None:
         if root:
             print(f"[CP] tensor {tuple(args.shape)} on a {X.grid.dims} process grid "
                   f"({comm.size} ranks), true CP rank {args.rank}")
-        cp, res = cp_als(X, args.rank, seed=3, max_iter=args.iters, tol=1e-10, verbose=True)
+        cp, res = dist_cp_als(X, args.rank, seed=3, max_iter=args.iters, tol=1e-10, verbose=True)
         fms = cp.factor_match_score(truth)
         if root:
             print(f"[CP] {res.n_iter} iterations, fit {res.fit:.6f} ({res.stop_reason}), "
