@@ -100,12 +100,29 @@ class TTTensor:
         return f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={self.dtype})"
 
     def copy(self) -> TTTensor:
-        """Deep copy."""
+        """Deep copy.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4), 2, seed=0)
+        >>> y = x.copy()
+        >>> y.cores[0][...] = 0
+        >>> bool(x.norm() > 0), y.norm()
+        (True, 0.0)
+        """
         return TTTensor([c.copy() for c in self.cores])
 
     # -- evaluation ---------------------------------------------------------
     def to_dense(self) -> Any:
-        """Form the full tensor (``prod n_k`` entries; for small tensors only)."""
+        """Form the full tensor (``prod n_k`` entries; for small tensors only).
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> X = x.to_dense()
+        >>> X.shape, bool(np.isclose(np.linalg.norm(X), x.norm()))
+        ((3, 4, 5), True)
+        """
         xp = get_array_module(*self.cores)
         out = self.cores[0].reshape(self.shape[0], -1)
         for c in self.cores[1:]:
@@ -129,6 +146,14 @@ class TTTensor:
         -------
         ndarray of shape (m,) (or a scalar for a single multi-index)
             Computed with ``d`` batched vector-matrix products, O(m d r^2).
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> X = x.to_dense()
+        >>> vals = x.entries([[0, 1, 2], [2, 3, -1]], engine="numpy")
+        >>> bool(np.allclose(vals, [X[0, 1, 2], X[2, 3, 4]]))
+        True
         """
         xp = get_array_module(*self.cores)
         idx = np.asarray(indices.get() if hasattr(indices, "get") else indices)
@@ -158,7 +183,15 @@ class TTTensor:
     # -- construction ---------------------------------------------------------
     @classmethod
     def from_dense(cls, X: Any, eps: float = 1e-12, max_rank: int | None = None) -> TTTensor:
-        """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`."""
+        """TT-SVD of a dense tensor; see :func:`tensorpar.tt_svd`.
+
+        Examples
+        --------
+        >>> X = random_tt((4, 5, 6), 2, seed=0).to_dense()
+        >>> y = TTTensor.from_dense(X, eps=1e-10)
+        >>> y.ranks, bool(np.allclose(y.to_dense(), X))
+        ((1, 2, 2, 1), True)
+        """
         from .construct import tt_svd
 
         return tt_svd(X, eps=eps, max_rank=max_rank)
@@ -166,7 +199,15 @@ class TTTensor:
     @classmethod
     def from_function(cls, f: Callable[..., Any], grids: Sequence[Any], eps: float = 1e-12,
                       max_rank: int | None = None) -> TTTensor:
-        """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`."""
+        """Sample ``f`` on a tensor grid and compress by TT-SVD; see :func:`tensorpar.tt_from_function`.
+
+        Examples
+        --------
+        >>> g = np.linspace(0.0, 1.0, 8)
+        >>> y = TTTensor.from_function(lambda a, b, c: a + b + c, [g, g, g], eps=1e-10)
+        >>> y.ranks, round(float(y.entries([7, 7, 7])), 6)
+        ((1, 2, 2, 1), 3.0)
+        """
         from .construct import tt_from_function
 
         return tt_from_function(f, grids, eps=eps, max_rank=max_rank)
@@ -231,38 +272,84 @@ class TTTensor:
 
     # -- methods delegating to the function modules ---------------------------
     def hadamard(self, other: TTTensor, engine: Engine = "auto") -> TTTensor:
-        """Entrywise product; see :func:`tensorpar.tt_hadamard`."""
+        """Entrywise product; see :func:`tensorpar.tt_hadamard`.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> z = x.hadamard(x)
+        >>> z.ranks, bool(np.allclose(z.to_dense(), x.to_dense() ** 2))
+        ((1, 4, 4, 1), True)
+        """
         from .ops import tt_hadamard
 
         return tt_hadamard(self, other, engine=engine)
 
     def dot(self, other: TTTensor) -> float | complex:
-        """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`."""
+        """Inner product ``sum conj(self) * other``; see :func:`tensorpar.tt_dot`.
+
+        Examples
+        --------
+        >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
+        >>> bool(np.isclose(x.dot(y), np.sum(x.to_dense() * y.to_dense())))
+        True
+        """
         from .inner import tt_dot
 
         return tt_dot(self, other)
 
     def norm(self, method: Literal["gram", "qr"] = "gram") -> float:
-        """Frobenius norm; see :func:`tensorpar.tt_norm`."""
+        """Frobenius norm; see :func:`tensorpar.tt_norm`.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> bool(np.isclose(x.norm(), np.linalg.norm(x.to_dense())))
+        True
+        """
         from .inner import tt_norm
 
         return tt_norm(self, method=method)
 
     def log_norm(self, method: Literal["gram", "qr"] = "gram") -> float:
-        """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`."""
+        """Natural logarithm of the Frobenius norm; see :func:`tensorpar.tt_log_norm`.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> bool(np.isclose((1e300 * x).log_norm(), 300 * np.log(10) + np.log(x.norm())))
+        True
+        """
         from .inner import tt_log_norm
 
         return tt_log_norm(self, method=method)
 
     def orthogonalize(self, direction: Literal["left", "right"] = "left") -> TTTensor:
-        """QR sweep; see :func:`tensorpar.tt_orthogonalize`."""
+        """QR sweep; see :func:`tensorpar.tt_orthogonalize`.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> y = x.orthogonalize("left")
+        >>> U = y.cores[0].reshape(3, -1)
+        >>> bool(np.allclose(U.T @ U, np.eye(U.shape[1]))), bool(np.allclose(y.to_dense(), x.to_dense()))
+        (True, True)
+        """
         from .orth import tt_orthogonalize
 
         return tt_orthogonalize(self, direction)
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> TTTensor:
-        """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`."""
+        """Recompress to relative accuracy ``eps``; see :func:`tensorpar.tt_round`.
+
+        Examples
+        --------
+        >>> x = random_tt((3, 4, 5), 2, seed=0)
+        >>> y = (x + x).round(eps=1e-10)
+        >>> y.ranks, bool(np.allclose(y.to_dense(), 2 * x.to_dense()))
+        ((1, 2, 2, 1), True)
+        """
         from .rounding import tt_round
 
         return tt_round(self, eps=eps, max_rank=max_rank, method=method, **options)
