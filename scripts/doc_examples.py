@@ -42,7 +42,8 @@ def entries(api: Path) -> list[str]:
 def resolve(name: str) -> Any:
     """Import the object named by the dotted ``name``."""
     parts = name.split(".")
-    for i in range(len(parts), 0, -1):
+    # an attribute wins over a submodule of the same name (tensorpar.mttkrp)
+    for i in range(len(parts) - 1, 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))
         except ImportError:

@@ -78,6 +78,11 @@ def get_array_module(*arrays: Any) -> ModuleType:
 
     ``None`` entries are ignored. Mixing numpy and cupy arrays raises a
     TypeError instead of silently copying between host and device.
+
+    Examples
+    --------
+    >>> get_array_module(np.zeros(3), None).__name__
+    'numpy'
     """
     kinds = set()
     for a in arrays:

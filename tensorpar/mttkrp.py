@@ -40,6 +40,17 @@ def mttkrp_reference(X: Any, factors: Sequence[Any], mode: int) -> Any:
     Returns
     -------
     ndarray, shape (I_mode, R)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import khatri_rao, unfold
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((3, 4, 5))
+    >>> A = [rng.standard_normal((n, 2)) for n in X.shape]
+    >>> M = mttkrp_reference(X, A, 1)
+    >>> M.shape, bool(np.allclose(M, unfold(X, 1) @ khatri_rao(A, skip=1)))
+    ((4, 2), True)
     """
     xp = get_array_module(X, *[f for k, f in enumerate(factors) if k != mode])
     letters = "abcdefghijklmnopq"

@@ -37,6 +37,16 @@ class CPALSResult:
     resumed_from : int
         Iterations already done in the checkpoint this run resumed from (0
         for a fresh run).
+
+    Examples
+    --------
+    >>> from tensorpar import cp_als, random_cp
+    >>> X = random_cp((6, 5, 4), 2, seed=0).to_dense()
+    >>> cp, res = cp_als(X, 2, seed=1, tol=1e-10, max_iter=300)
+    >>> res.converged, res.n_iter == len(res.fits), round(res.fit, 6)
+    (True, True, 1.0)
+    >>> res.stop_reason, bool(res.errors[-1] < 1e-6)
+    ('tol', True)
     """
 
     fits: list[float] = field(default_factory=list)
@@ -63,7 +73,13 @@ class CPALSResult:
 
 
 def progress_line(iteration: int, fit: float, change: float | None, seconds: float) -> str:
-    """The one line ``verbose`` prints after each iteration (1-based ``iteration``)."""
+    """The one line ``verbose`` prints after each iteration (1-based ``iteration``).
+
+    Examples
+    --------
+    >>> progress_line(3, 0.9871234, 1.5e-4, 0.0021)
+    'cp_als iter    3  fit 0.987123400000  change  1.500e-04  time      2.10 ms'
+    """
     delta = "-" if change is None else f"{change:.3e}"
     return (f"cp_als iter {iteration:4d}  fit {fit:.12f}  change {delta:>10}  "
             f"time {seconds * 1e3:9.2f} ms")
