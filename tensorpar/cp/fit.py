@@ -54,6 +54,16 @@ def cp_inner_from_mttkrp(M: Any, A: Any, weights: Any) -> float:
     -------
     float
         ``sum_r weights[r] * sum_i M[i, r] * A[i, r]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import mttkrp, random_cp
+    >>> cp = random_cp((3, 4, 5), 2, seed=0)
+    >>> X = np.random.default_rng(1).standard_normal((3, 4, 5))
+    >>> inner = cp_inner_from_mttkrp(mttkrp(X, cp.factors, 2), cp.factors[2], cp.weights)
+    >>> bool(np.isclose(inner, np.sum(X * cp.to_dense())))
+    True
     """
     xp = get_array_module(M, A, weights)
     M, A, weights = (_wide(a) for a in (M, A, weights))
@@ -64,6 +74,15 @@ def cp_norm_sq_from_grams(V_all: Any, weights: Any) -> float:
     """``||X_hat||^2 = w^T V_all w`` where ``V_all = hadamard_grams(grams)`` (no mode skipped).
 
     Accumulated in float64 for float32 input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_cp
+    >>> cp = random_cp((3, 4, 5), 2, seed=0)
+    >>> V_all = hadamard_grams([A.T @ A for A in cp.factors])
+    >>> bool(np.isclose(cp_norm_sq_from_grams(V_all, cp.weights), np.sum(cp.to_dense() ** 2)))
+    True
     """
     V_all, weights = _wide(V_all), _wide(weights)
     return float(weights @ (V_all @ weights))
@@ -89,6 +108,13 @@ def fit_from_terms(norm_x: float, inner: float, model_norm_sq: float) -> tuple[f
     For an all-zero tensor (``norm_x == 0``) the relative fit is undefined;
     the fit is then ``-residual``, which is 0 for the exact (zero) model and
     decreases as the model moves away from it.
+
+    Examples
+    --------
+    ``||X||^2 = 25``, ``<X, X_hat> = 24``, ``||X_hat||^2 = 24``: the residual is 1.
+
+    >>> fit_from_terms(5.0, 24.0, 24.0)
+    (0.8, 1.0)
     """
     residual = math.sqrt(abs(norm_x * norm_x + model_norm_sq - 2.0 * inner))
     if norm_x == 0.0:
@@ -115,6 +141,17 @@ def cp_fit(norm_x: float, M_last: Any, A_last: Any, weights: Any,
     Returns
     -------
     fit, residual : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import mttkrp, random_cp
+    >>> cp = random_cp((3, 4, 5), 2, seed=0)
+    >>> X = cp.to_dense()
+    >>> fit, res = cp_fit(float(np.linalg.norm(X)), mttkrp(X, cp.factors, 2), cp.factors[2],
+    ...                   cp.weights, [A.T @ A for A in cp.factors])
+    >>> round(fit, 6), bool(res < 1e-6)
+    (1.0, True)
     """
     inner = cp_inner_from_mttkrp(M_last, A_last, weights)
     return fit_from_terms(norm_x, inner, cp_norm_sq_from_grams(hadamard_grams(grams), weights))
@@ -125,5 +162,10 @@ def has_converged(fits: Sequence[float], tol: float) -> bool:
 
     Needs at least two fits; ``tol = 0`` never stops (the change is compared
     with ``<``).
+
+    Examples
+    --------
+    >>> has_converged([0.5, 0.9, 0.9000001], 1e-6), has_converged([0.9], 1.0)
+    (True, False)
     """
     return len(fits) >= 2 and abs(fits[-1] - fits[-2]) < tol

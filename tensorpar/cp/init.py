@@ -37,6 +37,12 @@ def random_factors(shape: Sequence[int], rank: int, rng: np.random.Generator, *,
     Returns
     -------
     list of numpy.ndarray, each (I_n, rank)
+
+    Examples
+    --------
+    >>> A = random_factors((3, 4), 2, np.random.default_rng(0), nonnegative=True)
+    >>> [a.shape for a in A], bool(all((a >= 0).all() and (a < 1).all() for a in A))
+    ([(3, 2), (4, 2)], True)
     """
     draw = rng.random if nonnegative else rng.standard_normal
     return [np.asarray(draw((int(s), int(rank))), dtype=dtype) for s in shape]
@@ -75,6 +81,14 @@ def unfolding_gram(X: Any, mode: int, block_bytes: int = GRAM_BLOCK_BYTES,
     block only) and its Gram accumulated. With ``scale_exp`` the Gram is that
     of ``X 2^-scale_exp`` (blocks scaled exactly as they are copied), which
     keeps the squares of data far from 1 in range.
+
+    Examples
+    --------
+    >>> from tensorpar import unfold
+    >>> X = np.random.default_rng(0).standard_normal((3, 4, 5))
+    >>> G = unfolding_gram(X, 1, block_bytes=64)
+    >>> G.shape, bool(np.allclose(G, unfold(X, 1) @ unfold(X, 1).T))
+    ((4, 4), True)
     """
     xp = get_array_module(X)
     N = X.ndim
@@ -140,6 +154,15 @@ def svd_factor(X: Any, mode: int, rank: int, rng: np.random.Generator, *,
     Returns
     -------
     ndarray, shape (I_n, rank), same array module as ``X``
+
+    Examples
+    --------
+    >>> from tensorpar import unfold
+    >>> X = np.random.default_rng(0).standard_normal((3, 4, 5))
+    >>> U = svd_factor(X, 1, 2, np.random.default_rng(1))
+    >>> V = np.linalg.svd(unfold(X, 1))[0][:, :2]
+    >>> U.shape, bool(np.allclose(np.abs(U.T @ V), np.eye(2)))
+    ((4, 2), True)
     """
     xp = get_array_module(X)
     e = scale_exp if abs(scale_exp) > 256 else 0
@@ -164,7 +187,17 @@ def svd_factor(X: Any, mode: int, rank: int, rng: np.random.Generator, *,
 
 def check_init(init: CPTensor, shape: Sequence[int], rank: int, *,
                nonnegative: bool = False) -> None:
-    """Raise a ValueError unless ``init`` has the shape and rank of the decomposition."""
+    """Raise a ValueError unless ``init`` has the shape and rank of the decomposition.
+
+    Examples
+    --------
+    >>> from tensorpar import random_cp
+    >>> check_init(random_cp((3, 4), 2, seed=0), (3, 4), 2)  # passes silently
+    >>> check_init(random_cp((3, 4), 2, seed=0), (3, 4), 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     if init.ndim != len(shape):
         raise ValueError(f"init has order {init.ndim} but X has order {len(shape)}")
     if init.rank != rank:

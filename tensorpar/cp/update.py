@@ -45,7 +45,14 @@ __all__ = [
 
 
 def gram(A: Any) -> Any:
-    """Gram matrix ``A^T A`` of a factor of shape ``(I, R)``; shape ``(R, R)``."""
+    """Gram matrix ``A^T A`` of a factor of shape ``(I, R)``; shape ``(R, R)``.
+
+    Examples
+    --------
+    >>> gram(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([[10., 14.],
+           [14., 20.]])
+    """
     return A.T @ A
 
 
@@ -64,6 +71,16 @@ def hadamard_grams(grams: Sequence[Any], skip: int | None = None) -> Any:
     -------
     ndarray, shape (R, R)
         ``V = *_{k != skip} G_k``, symmetric positive semi-definite.
+
+    Examples
+    --------
+    >>> G = [np.full((2, 2), 2.0), np.full((2, 2), 3.0), np.eye(2)]
+    >>> hadamard_grams(G, skip=2)
+    array([[6., 6.],
+           [6., 6.]])
+    >>> hadamard_grams(G)
+    array([[6., 0.],
+           [0., 6.]])
     """
     out = None
     for k, g in enumerate(grams):
@@ -103,6 +120,14 @@ def als_factor_update(M: Any, V: Any) -> Any:
     cupy's), not scipy: scipy links a second OpenBLAS whose threads compete
     with numpy's still-spinning ones right after the MTTKRP, which cost
     milliseconds per call on a two-core machine.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> M, V = rng.standard_normal((4, 2)), np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> A = als_factor_update(M, V)
+    >>> A.shape, bool(np.allclose(A @ V, M))
+    ((4, 2), True)
     """
     return M @ inverse_psd(V)
 
@@ -112,6 +137,15 @@ def inverse_psd(V: Any) -> Any:
 
     Cholesky-based; falls back to the eigendecomposition pseudo-inverse when
     the factorisation fails or is inaccurate (a semi-definite ``V``).
+
+    Examples
+    --------
+    >>> V = np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> bool(np.allclose(inverse_psd(V) @ V, np.eye(2)))
+    True
+    >>> S = np.ones((2, 2))  # singular: the pseudo-inverse
+    >>> bool(np.allclose(inverse_psd(S), np.linalg.pinv(S)))
+    True
     """
     xp = get_array_module(V)
     R = V.shape[0]
@@ -166,6 +200,15 @@ def hals_factor_update(A: Any, M: Any, V: Any, n_inner: int = 1) -> Any:
     -------
     ndarray, shape (I, R)
         The unnormalised new factor (a new array; ``A`` is not modified).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> A, M = rng.random((4, 2)), rng.standard_normal((4, 2))
+    >>> V = np.array([[2.0, 0.5], [0.5, 1.0]])
+    >>> B = hals_factor_update(A, M, V, n_inner=3)
+    >>> B.shape, bool((B >= 0).all())
+    ((4, 2), True)
     """
     xp = get_array_module(A, M, V)
     A = A.copy()
@@ -197,6 +240,13 @@ def normalize_factor(A: Any, G: Any) -> tuple[Any, Any, Any]:
         ``G / (w w^T)``, the Gram of the normalised factor.
     weights : ndarray, shape (R,)
         Column norms ``w = sqrt(diag(G))``.
+
+    Examples
+    --------
+    >>> A = np.array([[3.0, 0.0], [4.0, 2.0]])
+    >>> An, Gn, w = normalize_factor(A, A.T @ A)
+    >>> w, bool(np.allclose(np.linalg.norm(An, axis=0), 1)), bool(np.allclose(Gn, An.T @ An))
+    (array([5., 2.]), True, True)
     """
     xp = get_array_module(A, G)
     w = xp.sqrt(xp.maximum(G.diagonal().real, 0))
