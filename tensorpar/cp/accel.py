@@ -88,7 +88,24 @@ def is_line_iteration(iteration: int) -> bool:
 
 
 def model_fit(state: CPALSState, hooks: ALSHooks) -> float:
-    """The fit of the state's current model (collective with the driver's reductions)."""
+    """The fit of the state's current model (collective with the driver's reductions).
+
+    Examples
+    --------
+    An exact model of ``X``, with ``hooks.mttkrp`` giving the MTTKRP of ``X``:
+
+    >>> import numpy as np
+    >>> from tensorpar import mttkrp, random_cp
+    >>> from tensorpar.cp.loop import ALSHooks
+    >>> cp = random_cp((4, 5, 6), 2, seed=0)
+    >>> X = cp.to_dense()
+    >>> state = CPALSState(list(cp.factors), cp.weights, [A.T @ A for A in cp.factors],
+    ...                    norm_x=float(np.linalg.norm(X)))
+    >>> hooks = ALSHooks(sweep=lambda update: None, view=lambda s: None,
+    ...                  mttkrp=lambda n: mttkrp(X, state.factors, n))
+    >>> round(model_fit(state, hooks), 6)
+    1.0
+    """
     e = state.scale_exp
     norm = math.ldexp(state.norm_x, -e)
     if state.variant.missing is not None:

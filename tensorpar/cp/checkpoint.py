@@ -44,6 +44,15 @@ def save_checkpoint(path: str | os.PathLike[str], state: CPALSState) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = CPALSState([np.ones((2, 1))], np.array([0.75]), [np.ones((1, 1))], fits=[0.5])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = save_checkpoint(f"{d}/run.ckpt", s)
+    ...     print(path.name, load_checkpoint(path).fits)
+    run.ckpt [0.5]
     """
     path = Path(path)
     meta = {
@@ -90,6 +99,19 @@ def load_checkpoint(path: str | os.PathLike[str], xp: Any = np) -> CPALSState:
     ValueError
         When the file does not exist or is not a tensorpar CP-ALS checkpoint
         (a ``.npy`` array, a foreign ``.npz``, an unknown format version).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = CPALSState([np.ones((2, 1))], np.array([0.75]), [np.ones((1, 1))], norm_x=2.0)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     t = load_checkpoint(save_checkpoint(f"{d}/run.npz", s))
+    >>> t.weights, t.norm_x, t.shape
+    (array([0.75]), 2.0, (2,))
+    >>> load_checkpoint("no-such-file.npz")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     path = Path(path)
     if not path.is_file():

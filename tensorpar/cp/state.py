@@ -115,13 +115,28 @@ class CPALSState:
         return int(self.weights.shape[0])
 
     def model_weights(self) -> Array:
-        """The weights of the model, ``weights * 2**scale_exp`` (exact)."""
+        """The weights of the model, ``weights * 2**scale_exp`` (exact).
+
+        Examples
+        --------
+        >>> CPALSState([np.ones((2, 1))], np.array([0.75]), [np.ones((1, 1))],
+        ...            scale_exp=-1).model_weights()
+        array([0.375])
+        """
         if self.scale_exp == 0:
             return self.weights
         return ldexp_array(self.weights, self.scale_exp)
 
     def rescale(self, scale_exp: int) -> None:
-        """Move the weights into the frame of ``scale_exp`` (exact; see the module docstring)."""
+        """Move the weights into the frame of ``scale_exp`` (exact; see the module docstring).
+
+        Examples
+        --------
+        >>> s = CPALSState([np.ones((2, 1))], np.array([0.75]), [np.ones((1, 1))], scale_exp=3)
+        >>> s.rescale(1)
+        >>> s.weights, s.scale_exp, s.model_weights()
+        (array([3.]), 1, array([6.]))
+        """
         if scale_exp != self.scale_exp:
             self.weights = ldexp_array(self.weights, self.scale_exp - scale_exp)
             # Each factor takes the N-th root of the change (not exact; the ridge needs
@@ -176,7 +191,15 @@ class ALSOptions:
     variant: ALSVariant = ALSVariant()
 
     def as_dict(self) -> dict[str, Any]:
-        """``{option name: value}`` for :func:`tensorpar.distributed.comm.agree`."""
+        """``{option name: value}`` for :func:`tensorpar.distributed.comm.agree`.
+
+        Examples
+        --------
+        >>> opts = check_als_options(3, max_iter=50)
+        >>> d = opts.as_dict()
+        >>> d["rank"], d["max_iter"]
+        (3, 50)
+        """
         return dict(self.__dict__)
 
 

@@ -57,12 +57,25 @@ class ALSVariant:
         return self.l2_reg > 0 or self.linesearch
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain values (lists for tuples), as the checkpoint's JSON stores them."""
+        """Plain values (lists for tuples), as the checkpoint's JSON stores them.
+
+        Examples
+        --------
+        >>> ALSVariant(fixed_modes=(0,)).as_dict()["fixed_modes"]
+        [0]
+        """
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ALSVariant:
-        """Inverse of :meth:`as_dict`."""
+        """Inverse of :meth:`as_dict`.
+
+        Examples
+        --------
+        >>> v = ALSVariant(nonnegative_modes=(0, 2), l2_reg=0.5)
+        >>> ALSVariant.from_dict(v.as_dict()) == v
+        True
+        """
         return cls(nonnegative_modes=tuple(int(m) for m in d["nonnegative_modes"]),
                    l2_reg=float(d["l2_reg"]),
                    fixed_modes=tuple(int(m) for m in d["fixed_modes"]),
