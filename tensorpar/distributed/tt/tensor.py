@@ -126,6 +126,17 @@ class DistTTTensor:
     >>> x = DistTTTensor([np.ones((1, 4, 2)), np.ones((2, 5, 1))], (4, 5))   # one process
     >>> x.ranks, float(x.gather().to_dense()[0, 0])
     ((1, 2, 1), 2.0)
+
+    Under MPI every rank runs the same script (``mpiexec -n 2 python script.py``)::
+
+        from tensorpar import random_tt
+        from tensorpar.distributed.tt import DistTTTensor
+        X = DistTTTensor.scatter(random_tt((4, 5, 6), 2, seed=0))
+        print(X.comm.Get_rank(), [c.shape for c in X.local_cores], round(X.norm(), 6))
+
+    At two ranks rank 0 holds the slices ``(1, 2, 2), (2, 3, 2), (2, 3, 1)``
+    and rank 1 ``(1, 2, 2), (2, 2, 2), (2, 3, 1)`` (modes split in contiguous
+    blocks); both print the same norm as the serial ``TTTensor``.
     """
 
     def __init__(self, local_cores: Sequence[Array], shape: Sequence[int],
@@ -156,7 +167,21 @@ class DistTTTensor:
 
     @classmethod
     def wrap(cls, cores: list[Array], shape: tuple[int, ...], comm: Any) -> DistTTTensor:
-        """A DistTTTensor of already consistent local cores (no checks, no messages)."""
+        """A DistTTTensor of already consistent local cores (no checks, no messages).
+
+        Examples
+        --------
+        At one process the local cores are the whole cores:
+
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5), 2, seed=0)
+        >>> DistTTTensor.wrap(list(x.cores), x.shape, resolve_comm(None)).ranks
+        (1, 2, 1)
+
+        Under ``mpiexec -n 2`` each rank passes its own slices
+        ``core[:, lo:hi, :]`` (:func:`tensorpar.distributed.grid.block_bounds`);
+        nothing checks that they fit together.
+        """
         out = cls.__new__(cls)
         out._set(cores, shape, comm)
         return out
@@ -169,6 +194,17 @@ class DistTTTensor:
         ``root`` is agreed on first; one small metadata broadcast (shape; an
         error found on ``root``), then one ``Scatterv`` per core along the
         mode axis.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> X = DistTTTensor.scatter(random_tt((4, 5, 6), 2, seed=0))   # one process
+        >>> [c.shape for c in X.local_cores]
+        [(1, 4, 2), (2, 5, 2), (2, 6, 1)]
+
+        Under ``mpiexec -n 2 python script.py`` the other ranks may pass
+        ``None``; rank 0 then holds ``[(1, 2, 2), (2, 3, 2), (2, 3, 1)]`` and
+        rank 1 ``[(1, 2, 2), (2, 2, 2), (2, 3, 1)]``.
         """
         comm = resolve_comm(comm)
 
@@ -212,6 +248,19 @@ class DistTTTensor:
         -----
         Collective: an exception raised by ``f`` on one rank is raised on
         every rank (as a RuntimeError unless it is a ValueError or TypeError).
+
+        Examples
+        --------
+        The rank-1 train of ``(i + 1) * (j + 1)``:
+
+        >>> def f(k, idx):
+        ...     return (idx + 1.0).reshape(1, -1, 1)
+        >>> X = DistTTTensor.from_core_function(f, (3, 4))
+        >>> X.ranks, float(X.gather().to_dense()[2, 3])
+        ((1, 1, 1), 12.0)
+
+        Under ``mpiexec -n 2`` rank 0 is called with ``idx = [0, 1]`` and
+        ``[0, 1]``, rank 1 with ``[2]`` and ``[2, 3]``; no array is sent.
         """
         comm = resolve_comm(comm)
         cores: list[Array] = []
@@ -246,7 +295,18 @@ class DistTTTensor:
                 f"ranks_of_comm={self.comm.Get_size()})")
 
     def gather(self) -> TTTensor:
-        """The serial TT on every rank (one ``Allgatherv`` per core)."""
+        """The serial TT on every rank (one ``Allgatherv`` per core).
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5, 6), 2, seed=0)
+        >>> y = DistTTTensor.scatter(x).gather()
+        >>> y.ranks, bool(np.allclose(y.to_dense(), x.to_dense()))
+        ((1, 2, 2, 1), True)
+
+        Under ``mpiexec -n 2`` every rank receives the same full ``TTTensor``.
+        """
         return TTTensor([allgatherv(self.comm, c, counts=self.counts[k], axis=1)
                          for k, c in enumerate(self.local_cores)])
 
@@ -262,24 +322,67 @@ class DistTTTensor:
     __rmul__ = __mul__
 
     def hadamard(self, other: DistTTTensor, engine: Engine = "auto") -> DistTTTensor:
-        """Entrywise product; see :func:`dist_tt_hadamard`."""
+        """Entrywise product; see :func:`dist_tt_hadamard`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5, 6), 2, seed=0)
+        >>> X = DistTTTensor.scatter(x)
+        >>> bool(np.allclose(X.hadamard(X).gather().to_dense(), x.to_dense() ** 2))
+        True
+
+        Under ``mpiexec -n 2`` each rank multiplies its own slices; no data moves.
+        """
         return dist_tt_hadamard(self, other, engine)
 
     # -- conveniences delegating to the sibling modules (lazy imports) ---------
     def dot(self, other: DistTTTensor) -> float | complex:
-        """Inner product; see :func:`tensorpar.distributed.dist_tt_dot`."""
+        """Inner product; see :func:`tensorpar.distributed.dist_tt_dot`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x, y = random_tt((4, 5, 6), 2, seed=0), random_tt((4, 5, 6), 3, seed=1)
+        >>> bool(np.isclose(DistTTTensor.scatter(x).dot(DistTTTensor.scatter(y)), x.dot(y)))
+        True
+
+        Under ``mpiexec -n 2`` every rank returns the same value (one
+        ``Allreduce`` per core).
+        """
         from .dot import dist_tt_dot
 
         return dist_tt_dot(self, other)
 
     def norm(self) -> float:
-        """Frobenius norm; see :func:`tensorpar.distributed.dist_tt_norm`."""
+        """Frobenius norm; see :func:`tensorpar.distributed.dist_tt_norm`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5, 6), 2, seed=0)
+        >>> bool(np.isclose(DistTTTensor.scatter(x).norm(), x.norm()))
+        True
+
+        Under ``mpiexec -n 2`` every rank returns the same norm.
+        """
         from .dot import dist_tt_norm
 
         return dist_tt_norm(self)
 
     def log_norm(self) -> float:
-        """``log ||x||``; see :func:`tensorpar.distributed.dist_tt_log_norm`."""
+        """``log ||x||``; see :func:`tensorpar.distributed.dist_tt_log_norm`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5, 6), 2, seed=0)
+        >>> X = 1e300 * DistTTTensor.scatter(x)
+        >>> bool(np.isclose(X.log_norm(), 300 * np.log(10) + np.log(x.norm())))
+        True
+
+        Under ``mpiexec -n 2`` every rank returns the same value.
+        """
         from .dot import dist_tt_log_norm
 
         return dist_tt_log_norm(self)
@@ -287,14 +390,38 @@ class DistTTTensor:
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: RoundMethod = "qr", *, oversample: int = 10,
               seed: Any = None, tree: Tree = "flat") -> DistTTTensor:
-        """Rounding; see :func:`tensorpar.distributed.dist_tt_round`."""
+        """Rounding; see :func:`tensorpar.distributed.dist_tt_round`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> X = DistTTTensor.scatter(random_tt((4, 5, 6), 2, seed=0))
+        >>> (X + X).ranks, (X + X).round(1e-10).ranks
+        ((1, 4, 4, 1), (1, 2, 2, 1))
+
+        Under ``mpiexec -n 2`` the ranks agree on the truncation; the cores
+        stay split as before.
+        """
         from .rounding import dist_tt_round
 
         return dist_tt_round(self, eps, max_rank, method, oversample=oversample, seed=seed,
                              tree=tree)
 
     def orthogonalize(self, direction: Any = "left", *, tree: Tree = "flat") -> DistTTTensor:
-        """QR sweep; see :func:`tensorpar.distributed.dist_tt_orthogonalize`."""
+        """QR sweep; see :func:`tensorpar.distributed.dist_tt_orthogonalize`.
+
+        Examples
+        --------
+        >>> from tensorpar import random_tt
+        >>> x = random_tt((4, 5, 6), 2, seed=0)
+        >>> y = DistTTTensor.scatter(x).orthogonalize("left").gather()
+        >>> U = y.cores[0].reshape(4, -1)
+        >>> bool(np.allclose(U.T @ U, np.eye(2))), bool(np.allclose(y.to_dense(), x.to_dense()))
+        (True, True)
+
+        Under ``mpiexec -n 2`` the QR of each core's slices is a TSQR over the
+        ranks (:func:`tensorpar.distributed.tsqr`); ``tree`` picks its shape.
+        """
         from .rounding import dist_tt_orthogonalize
 
         return dist_tt_orthogonalize(self, direction, tree=tree)
