@@ -50,6 +50,9 @@ def resolve(name: str) -> Any:
             continue
         for attr in parts[i:]:
             obj = getattr(obj, attr)
+        # a package attribute may be the submodule that shadows its function (tsqr.tsqr)
+        if inspect.ismodule(obj) and callable(getattr(obj, parts[-1], None)):
+            obj = getattr(obj, parts[-1])
         return obj
     raise ImportError(name)
 

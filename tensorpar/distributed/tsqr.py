@@ -66,6 +66,30 @@ def tsqr(comm: MPI.Comm | None, a: Any, rows: Sequence[int],
     Flat: one ``Allgatherv`` of ``sum_p min(m_p, n) * n`` entries (none on one
     rank). Binomial: the root receives and sends ``ceil(log2 P)`` factors and
     broadcasts ``R``; every rank sends and receives at most that many.
+
+    Examples
+    --------
+    On one process TSQR is the local QR:
+
+    >>> import numpy as np
+    >>> a = np.random.default_rng(0).standard_normal((6, 3))
+    >>> q, r = tsqr(None, a, [6])
+    >>> q.shape, r.shape, bool(np.allclose(q @ r, a)), bool(np.allclose(q.T @ q, np.eye(3)))
+    ((6, 3), (3, 3), True, True)
+
+    Under ``mpiexec -n 2 python script.py`` each rank passes its own rows::
+
+        import numpy as np
+        from mpi4py import MPI
+        from tensorpar.distributed import tsqr
+        comm = MPI.COMM_WORLD
+        a = np.random.default_rng(0).standard_normal((6, 3))
+        mine = a[3 * comm.rank:3 * comm.rank + 3]
+        q, r = tsqr(comm, mine, [3, 3], tree="binomial")
+        print(comm.rank, q.shape, np.allclose(q @ r, mine))
+
+    Each rank gets its ``(3, 3)`` block of ``Q`` and the same ``R``; ``R``
+    equals the serial one up to the signs of its rows.
     """
     comm = resolve_comm(comm)
     if tree not in ("flat", "binomial"):
@@ -123,6 +147,18 @@ def orth_left_core(comm: MPI.Comm | None, core: Any, counts: Sequence[int],
         has orthonormal columns.
     R : ndarray, shape (k, q)
         Identical on every rank.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((2, 5, 3))
+    >>> Qc, R = orth_left_core(None, core, [5])   # one process: the whole core
+    >>> U = Qc.reshape(10, -1)
+    >>> bool(np.allclose(U.T @ U, np.eye(3))), bool(np.allclose(np.einsum("imk,kq->imq", Qc, R), core))
+    (True, True)
+
+    Under ``mpiexec -n 2`` each rank passes its slice ``core[:, lo:hi, :]`` and
+    ``counts = [3, 2]``; the ranks get their slices of ``Q`` and the same ``R``.
     """
     xp = get_array_module(core)
     r, m, q = core.shape
@@ -141,6 +177,18 @@ def orth_right_rows(comm: MPI.Comm | None, core: Any, counts: Sequence[int],
     shape ``(k, r)`` is identical on every rank, so ``M = R^H Q^H``. Turn
     ``Q`` (or ``Q W`` for a small ``W``) back into a core with
     :func:`rows_to_right_core`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((3, 5, 2))
+    >>> Q, R = orth_right_rows(None, core, [5])   # one process
+    >>> V = rows_to_right_core(Q, 5, 2)          # (k, m, q), orthonormal rows
+    >>> bool(np.allclose(np.einsum("rk,kmq->rmq", R.T, V), core))
+    True
+
+    Under ``mpiexec -n 2`` each rank passes its slice and ``counts = [3, 2]``;
+    ``Q`` holds the rank's rows, ``R`` is the same everywhere.
     """
     xp = get_array_module(core)
     r, m, q = core.shape
@@ -150,6 +198,15 @@ def orth_right_rows(comm: MPI.Comm | None, core: Any, counts: Sequence[int],
 
 
 def rows_to_right_core(v: Any, m: int, q: int) -> Any:
-    """The core ``V^H`` of shape ``(k, m, q)`` from rows ``V`` of shape ``(m q, k)``."""
+    """The core ``V^H`` of shape ``(k, m, q)`` from rows ``V`` of shape ``(m q, k)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.arange(12.0).reshape(6, 2)   # rows ordered (mode index, right rank)
+    >>> c = rows_to_right_core(v, 3, 2)
+    >>> c.shape, bool(c[1, 2, 0] == v[2 * 2 + 0, 1])
+    ((2, 3, 2), True)
+    """
     xp = get_array_module(v)
     return xp.ascontiguousarray(ct(v)).reshape(v.shape[1], m, q)
