@@ -77,6 +77,10 @@ class DistCPModel:
     ...                 callback=lambda it, model, fit: seen.append(model.gather().shape))
     >>> seen
     [(6, 5, 4), (6, 5, 4)]
+
+    The same lines run under ``mpiexec -n 2 python script.py``: each rank
+    then holds half of the tensor (grid ``(2, 1, 1)``) and its owned factor
+    rows, and ``model.gather()`` is a collective that every rank must call.
     """
 
     X: DistTensor
@@ -85,24 +89,84 @@ class DistCPModel:
 
     @classmethod
     def from_full(cls, X: DistTensor, state: CPALSState) -> DistCPModel:
-        """Distribute a state holding full factors (every rank holds the same)."""
+        """Distribute a state holding full factors (every rank holds the same).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar import random_cp
+        >>> cp = random_cp((6, 5, 4), 2, seed=0)
+        >>> X = DistTensor.scatter(cp.to_dense())
+        >>> state = CPALSState(list(cp.factors), cp.weights, [A.T @ A for A in cp.factors])
+        >>> model = DistCPModel.from_full(X, state)
+        >>> [A.shape for A in model.state.factors]   # one process owns every row
+        [(6, 2), (5, 2), (4, 2)]
+
+        Under ``mpiexec -n 2 python script.py`` the grid is ``(2, 1, 1)``: rank 0
+        owns the rows ``[(3, 2), (3, 2), (2, 2)]`` and rank 1
+        ``[(3, 2), (2, 2), (2, 2)]``, while ``model.blocks`` holds the factor
+        blocks of the rank's tensor block (``(3, 2), (5, 2), (4, 2)``).
+        """
         model = cls(X, factor_blocks(X, state.factors), state)
         model.refresh_owned()
         return model
 
     def refresh_owned(self) -> None:
-        """Point ``state.factors`` at the owned rows of ``blocks`` (views)."""
+        """Point ``state.factors`` at the owned rows of ``blocks`` (views).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar import random_cp
+        >>> cp = random_cp((6, 5, 4), 2, seed=0)
+        >>> state = CPALSState(list(cp.factors), cp.weights, [A.T @ A for A in cp.factors])
+        >>> model = DistCPModel.from_full(DistTensor.scatter(cp.to_dense()), state)
+        >>> model.blocks[0] = 2 * model.blocks[0]   # a new block, e.g. after a sweep
+        >>> model.refresh_owned()
+        >>> bool(np.shares_memory(model.state.factors[0], model.blocks[0]))
+        True
+
+        Under ``mpiexec -n 2`` each rank's views cover only the rows it owns
+        (:func:`~tensorpar.distributed.mttkrp.owned_rows`); no data moves.
+        """
         for n, (b0, _) in enumerate(self.X.bounds):
             a, b = owned_rows(self.X, n)
             self.state.factors[n] = self.blocks[n][a - b0:b - b0]
 
     def gather(self) -> CPTensor:
-        """The full model on every rank (collective: one ``Allgatherv`` per mode)."""
+        """The full model on every rank (collective: one ``Allgatherv`` per mode).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar import random_cp
+        >>> cp = random_cp((6, 5, 4), 2, seed=0)
+        >>> state = CPALSState(list(cp.factors), cp.weights, [A.T @ A for A in cp.factors])
+        >>> model = DistCPModel.from_full(DistTensor.scatter(cp.to_dense()), state)
+        >>> bool(np.allclose(model.gather().to_dense(), cp.to_dense()))
+        True
+
+        Under ``mpiexec -n 2`` every rank must call it and every rank gets
+        the same full :class:`~tensorpar.CPTensor`.
+        """
         full = [allgather_factor(self.X, A, n) for n, A in enumerate(self.state.factors)]
         return CPTensor(full, self.state.model_weights().copy())
 
     def full_state(self) -> CPALSState:
-        """The state record with the full factors (collective), e.g. for the checkpoint."""
+        """The state record with the full factors (collective), e.g. for the checkpoint.
+
+        Examples
+        --------
+        >>> from tensorpar import random_cp
+        >>> cp = random_cp((6, 5, 4), 2, seed=0)
+        >>> state = CPALSState(list(cp.factors), cp.weights, [A.T @ A for A in cp.factors])
+        >>> model = DistCPModel.from_full(DistTensor.scatter(cp.to_dense()), state)
+        >>> [A.shape for A in model.full_state().factors]
+        [(6, 2), (5, 2), (4, 2)]
+
+        Under ``mpiexec -n 2`` each rank's ``model.state.factors`` holds only
+        its owned rows, but ``full_state()`` returns all rows on every rank.
+        """
         full = [allgather_factor(self.X, A, n) for n, A in enumerate(self.state.factors)]
         return dataclasses.replace(self.state, factors=full)
 
@@ -279,6 +343,13 @@ def dist_cp_als(X: DistTensor, rank: int, *,
     >>> cp, res = dist_cp_als(X, 2, seed=1, tol=1e-12, max_iter=500, engine="numpy")
     >>> round(res.fit, 6)
     1.0
+
+    Saved as ``script.py`` (with a ``print(X.grid.dims, round(res.fit, 6))``)
+    and run as ``mpiexec -n 2 python script.py``, every rank prints
+    ``(2, 1, 1) 1.0``: each holds half of ``X`` (``DistTensor.scatter`` reads
+    the dense tensor on rank 0 and sends the blocks) and ``cp`` is the same
+    full model on every rank, equal to the serial :func:`tensorpar.cp_als`
+    result up to rounding.
     """
     t_start = time.perf_counter()
     if not isinstance(X, DistTensor):

@@ -60,6 +60,13 @@ def owned_bounds(n: int, parts: int, i: int, owners: int, j: int) -> tuple[int, 
 
     The block :func:`block_bounds`\\ ``(n, parts, i)`` is split again into
     ``owners`` near-equal pieces (some may be empty when the block is short).
+
+    Examples
+    --------
+    Block 1 of 10 rows in 2 parts is rows 5..9; its 2 owners split it 3 + 2:
+
+    >>> owned_bounds(10, 2, 1, 2, 0), owned_bounds(10, 2, 1, 2, 1)
+    ((5, 8), (8, 10))
     """
     b0, b1 = block_bounds(n, parts, i)
     s0, s1 = block_bounds(b1 - b0, owners, j)

@@ -39,7 +39,19 @@ __all__ = ["factor_blocks", "owned_rows", "owned_counts", "dist_mttkrp", "dist_m
 
 
 def owned_counts(X: DistTensor, mode: int) -> list[int]:
-    """Rows of ``J_mode(p_mode)`` owned by each rank of the mode's slice, in slice-rank order."""
+    """Rows of ``J_mode(p_mode)`` owned by each rank of the mode's slice, in slice-rank order.
+
+    Examples
+    --------
+    >>> from tensorpar.distributed import DistTensor
+    >>> with DistTensor.from_function(lambda i, j, k: i + j + k + 0.0, (6, 5, 4)) as X:
+    ...     print([owned_counts(X, n) for n in range(3)])
+    [[6], [5], [4]]
+
+    Under ``mpiexec -n 2`` (grid ``(2, 1, 1)``) every rank prints
+    ``[[3], [3, 2], [2, 2]]``: mode 0's block is owned by its one slice member,
+    modes 1 and 2 are shared by the two ranks of their slice.
+    """
     g = X.grid
     a, b = X.bounds[mode]
     return block_sizes(b - a, g.size // g.dims[mode])
@@ -226,7 +238,24 @@ def dist_mttkrp_sweep(X: DistTensor, blocks: list[Any], update: Callable[[int, A
 
 def sweep_unchecked(X: DistTensor, blocks: list[Any], update: Callable[[int, Any], Any],
                     engine: Engine = "auto") -> None:
-    """:func:`dist_mttkrp_sweep` without the validation (for drivers that checked once)."""
+    """:func:`dist_mttkrp_sweep` without the validation (for drivers that checked once).
+
+    Examples
+    --------
+    >>> import tensorpar as tp
+    >>> from tensorpar.distributed import DistTensor, factor_blocks
+    >>> cp = tp.random_cp((6, 5, 4), 2, seed=0)
+    >>> shapes = []
+    >>> with DistTensor.from_cp(cp) as X:
+    ...     blocks = factor_blocks(X, cp.factors)
+    ...     sweep_unchecked(X, blocks, lambda n, M: shapes.append(M.shape) or M, "numpy")
+    >>> shapes
+    [(6, 2), (5, 2), (4, 2)]
+
+    Under ``mpiexec -n 2`` (grid ``(2, 1, 1)``) ``update`` sees the owned rows
+    only: ``(3, 2), (3, 2), (2, 2)`` on rank 0 and ``(3, 2), (2, 2), (2, 2)``
+    on rank 1. A bad argument is not caught here and may leave ranks waiting.
+    """
     _local_sweep(X.local, blocks, _step(X, update), engine=engine)
 
 
