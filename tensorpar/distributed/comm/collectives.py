@@ -40,6 +40,15 @@ def allreduce(comm: MPI.Comm | None, x: Any, op: ReduceOp = "sum") -> Any:
     """Reduce ``x`` over all ranks; every rank gets the result (a new array, same shape).
 
     Counted bytes: ``x.nbytes``.
+
+    Examples
+    --------
+    >>> allreduce(None, np.array([1.0, 2.0]))   # one process: a copy
+    array([1., 2.])
+
+    Under ``mpiexec -n 2 python script.py``, with
+    ``allreduce(None, np.array([comm.rank + 1.0]))`` every rank gets
+    ``array([3.])`` (``op="max"``: ``array([2.])``).
     """
     comm = resolve_comm(comm)
     x_arr = x if hasattr(x, "dtype") else np.asarray(x)
@@ -68,6 +77,15 @@ def reduce_scatter(comm: MPI.Comm | None, x: Any, counts: Sequence[int],
     ndarray with ``counts[rank]`` rows along ``axis``.
 
     Counted bytes: ``x.nbytes`` (the whole input).
+
+    Examples
+    --------
+    >>> reduce_scatter(None, np.arange(3.0), [3])   # one process: a copy
+    array([0., 1., 2.])
+
+    Under ``mpiexec -n 2``, ``reduce_scatter(None, np.arange(3.0), [2, 1])``
+    gives rank 0 ``array([0., 2.])`` and rank 1 ``array([4.])`` (the sum of
+    both ranks' inputs, split by ``counts``).
     """
     comm = resolve_comm(comm)
     red = mpi_op(op)
@@ -91,6 +109,16 @@ def reduce_scatter_block(comm: MPI.Comm | None, x: Any, op: ReduceOp = "sum",
     """:func:`reduce_scatter` with equal parts: ``x`` has ``size * m`` rows, each rank gets ``m``.
 
     Counted bytes: ``x.nbytes`` (under ``"Reduce_scatter_block"``).
+
+    Examples
+    --------
+    >>> reduce_scatter_block(None, np.ones((2, 3)), axis=1)   # one process
+    array([[1., 1., 1.],
+           [1., 1., 1.]])
+
+    Under ``mpiexec -n 2``, ``reduce_scatter_block(None, np.arange(4.0))``
+    gives rank 0 ``array([0., 2.])`` and rank 1 ``array([4., 6.])``; a row
+    count that is not a multiple of 2 raises a ValueError.
     """
     comm = resolve_comm(comm)
     red = mpi_op(op)
@@ -131,6 +159,14 @@ def allgatherv(comm: MPI.Comm | None, x: Any, counts: Sequence[int] | None = Non
         metadata allgather).
 
     Counted bytes: the whole output.
+
+    Examples
+    --------
+    >>> allgatherv(None, np.ones((1, 2)), counts=[1])   # one process
+    array([[1., 1.]])
+
+    Under ``mpiexec -n 2``, ``allgatherv(None, np.full(comm.rank + 1, comm.rank))``
+    gives every rank ``array([0, 1, 1])`` (counts ``[1, 2]`` exchanged first).
     """
     comm = resolve_comm(comm)
     xr, axis = rows_first(x, axis)
@@ -154,6 +190,15 @@ def bcast(comm: MPI.Comm | None, x: Any = None, root: int = 0, *,
     shape, dtype and array module (numpy or cupy) are broadcast first. Every
     rank must make the same choice (SPMD call sites do). Counted bytes: the
     array.
+
+    Examples
+    --------
+    >>> bcast(None, np.arange(3))   # one process: x itself
+    array([0, 1, 2])
+
+    Under ``mpiexec -n 2``,
+    ``bcast(None, np.arange(3) if comm.rank == 0 else None)`` returns
+    ``array([0, 1, 2])`` on both ranks.
     """
     comm = resolve_comm(comm)
     is_root = comm.Get_rank() == root
@@ -178,6 +223,14 @@ def gatherv(comm: MPI.Comm | None, x: Any, counts: Sequence[int] | None = None,
     """Concatenate every rank's ``x`` along ``axis`` on ``root``; None elsewhere.
 
     Counted bytes: root the whole output, others their part.
+
+    Examples
+    --------
+    >>> gatherv(None, np.arange(2.0))   # one process: a copy
+    array([0., 1.])
+
+    Under ``mpiexec -n 2``, ``gatherv(None, np.full(comm.rank + 1, comm.rank))``
+    returns ``array([0, 1, 1])`` on rank 0 and ``None`` on rank 1.
     """
     comm = resolve_comm(comm)
     xr, axis = rows_first(x, axis)
@@ -202,6 +255,15 @@ def scatterv(comm: MPI.Comm | None, x: Any, counts: Sequence[int], root: int = 0
 
     The trailing shape, dtype and array module travel as metadata. Counted bytes: root the
     whole input, others their part.
+
+    Examples
+    --------
+    >>> scatterv(None, np.arange(3.0), [3])   # one process: a copy
+    array([0., 1., 2.])
+
+    Under ``mpiexec -n 2``,
+    ``scatterv(None, np.arange(3.0) if comm.rank == 0 else None, [2, 1])``
+    returns ``array([0., 1.])`` on rank 0 and ``array([2.])`` on rank 1.
     """
     comm = resolve_comm(comm)
     counts = check_counts(counts, comm.Get_size())
@@ -234,6 +296,13 @@ def any_true(comm: MPI.Comm | None, flag: bool) -> bool:
 
     One one-integer ``Allreduce``, counted as ``"meta"``: use it wherever
     ranks must agree on a branch (stop a loop, raise an error).
+
+    Examples
+    --------
+    >>> any_true(None, False), any_true(None, True)   # one process
+    (False, True)
+
+    Under ``mpiexec -n 2``, ``any_true(None, comm.rank == 1)`` is True on both ranks.
     """
     comm = resolve_comm(comm)
     if comm.Get_size() == 1:
@@ -249,6 +318,15 @@ def bcast_object(comm: MPI.Comm | None, obj: Any, root: int = 0) -> Any:
     """Broadcast a small picklable object (shapes, flags, an exception); counted as ``"meta"``.
 
     Never use it for array data: that is what :func:`bcast` is for.
+
+    Examples
+    --------
+    >>> bcast_object(None, {"shape": (3, 4)})   # one process
+    {'shape': (3, 4)}
+
+    Under ``mpiexec -n 2``,
+    ``bcast_object(None, (3, 4) if comm.rank == 0 else None)`` is ``(3, 4)``
+    on both ranks.
     """
     comm = resolve_comm(comm)
     if comm.Get_size() == 1:
@@ -258,7 +336,16 @@ def bcast_object(comm: MPI.Comm | None, obj: Any, root: int = 0) -> Any:
 
 
 def allgather_object(comm: MPI.Comm | None, obj: Any) -> list[Any]:
-    """Every rank's small picklable object, in rank order; counted as ``"meta"``."""
+    """Every rank's small picklable object, in rank order; counted as ``"meta"``.
+
+    Examples
+    --------
+    >>> allgather_object(None, "a")   # one process
+    ['a']
+
+    Under ``mpiexec -n 2``, ``allgather_object(None, comm.rank)`` is ``[0, 1]``
+    on both ranks.
+    """
     comm = resolve_comm(comm)
     if comm.Get_size() == 1:
         return [obj]
