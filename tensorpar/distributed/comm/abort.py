@@ -68,14 +68,40 @@ def abort_hook(exc_type: type[BaseException], exc: BaseException,
 
 
 def install_abort_hook() -> None:
-    """Make :func:`abort_hook` the :data:`sys.excepthook` (idempotent)."""
+    """Make :func:`abort_hook` the :data:`sys.excepthook` (idempotent).
+
+    Examples
+    --------
+    >>> install_abort_hook()
+    >>> sys.excepthook is abort_hook
+    True
+
+    On one process the hook behaves like the previous one. Under
+    ``mpiexec -n 2 python script.py`` an uncaught exception on rank 1 prints
+    its traceback prefixed ``[rank 1]`` and calls ``MPI_Abort``, so rank 0
+    does not wait forever in its next collective.
+    """
     if sys.excepthook is not abort_hook:
         _PREVIOUS_HOOK.append(sys.excepthook)
         sys.excepthook = abort_hook
 
 
 def uninstall_abort_hook() -> None:
-    """Restore the excepthook that :func:`install_abort_hook` replaced."""
+    """Restore the excepthook that :func:`install_abort_hook` replaced.
+
+    Examples
+    --------
+    >>> was_installed = sys.excepthook is abort_hook
+    >>> install_abort_hook()
+    >>> uninstall_abort_hook()
+    >>> sys.excepthook is abort_hook
+    False
+    >>> if was_installed:
+    ...     install_abort_hook()
+
+    Under ``mpiexec -n 2`` an uncaught exception then ends only its own rank;
+    the others may hang in their next collective until the job times out.
+    """
     if sys.excepthook is abort_hook and _PREVIOUS_HOOK:
         sys.excepthook = _PREVIOUS_HOOK.pop()
 

@@ -33,6 +33,19 @@ def check_all(comm: MPI.Comm | None, ok: bool, msg: str = "",
     agree on one flag (a one-integer ``Allreduce``), so a rank with bad input
     never leaves the others waiting. The message names the failing ranks and
     their ``msg``.
+
+    Examples
+    --------
+    >>> check_all(None, True)   # one process: passes silently
+    >>> check_all(None, False, "rank must be positive")
+    Traceback (most recent call last):
+    ...
+    ValueError: rank must be positive
+
+    Under ``mpiexec -n 2`` with ``check_all(comm, comm.rank == 0, "bad block")``
+    both ranks raise a ValueError instead of rank 0 entering the next
+    collective alone: rank 1 ``bad block``, rank 0
+    ``rank(s) [1] of 2 failed: bad block``.
     """
     comm = resolve_comm(comm)
     if comm.Get_size() == 1:
@@ -55,6 +68,16 @@ def fingerprint(value: Any) -> int:
 
     Arrays hash their dtype, shape and bytes (after a copy to host);
     sequences and mappings hash their items; everything else its ``repr``.
+
+    Examples
+    --------
+    >>> fingerprint((3, 4)) == fingerprint((3, 4)), fingerprint((3, 4)) == fingerprint([3, 4])
+    (True, False)
+    >>> fingerprint(np.zeros(2)) == fingerprint(np.zeros(2, dtype=np.float32))
+    False
+
+    The hash does not depend on the process, so under ``mpiexec -n 2`` equal
+    values give equal fingerprints on both ranks.
     """
     h = hashlib.blake2b(digest_size=8)
 
