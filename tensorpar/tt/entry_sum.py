@@ -116,7 +116,13 @@ def scaled_entry_sum(cores: Sequence[Any], *, mean: bool = False,
 
 
 def ldexp_scalar(mantissa: Any, exponent: int) -> float | complex:
-    """``mantissa * 2**exponent`` as a Python scalar; ``inf`` (not an error) on overflow."""
+    """``mantissa * 2**exponent`` as a Python scalar; ``inf`` (not an error) on overflow.
+
+    Examples
+    --------
+    >>> ldexp_scalar(0.75, 3), ldexp_scalar(0.5, 2000), ldexp_scalar(1 + 1j, 1)
+    (6.0, inf, (2+2j))
+    """
     with np.errstate(over="ignore", under="ignore"):
         if isinstance(mantissa, complex):
             return complex(np.ldexp(mantissa.real, exponent), np.ldexp(mantissa.imag, exponent))

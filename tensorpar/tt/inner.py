@@ -62,6 +62,18 @@ def dot_step(W: Any, a: Any, b: Any) -> Any:
         Two matrix products, ``2 n (r s t + r q t)`` flops (or the cheaper
         mirrored order ``2 n (r s q + s q t)``). Summing the results of
         slices of the mode index gives the result for the whole core.
+
+    Examples
+    --------
+    Chaining the steps over all cores gives ``<x, y>``:
+
+    >>> from tensorpar import random_tt
+    >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
+    >>> W = np.ones((1, 1))
+    >>> for a, b in zip(x.cores, y.cores):
+    ...     W = dot_step(W, a, b)
+    >>> W.shape, bool(np.isclose(W[0, 0], np.sum(x.to_dense() * y.to_dense())))
+    ((1, 1), True)
     """
     ra, n, qa = a.shape
     rb, _, qb = b.shape

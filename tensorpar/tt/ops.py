@@ -63,6 +63,17 @@ def add_cores(cores: Sequence[Any], position: Position,
     Returns
     -------
     ndarray
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
+    >>> cores = [add_cores([x.cores[k], y.cores[k]], p, weights=[1.0, -1.0] if k == 0 else None)
+    ...          for k, p in enumerate(["first", "middle", "last"])]
+    >>> [c.shape for c in cores]
+    [(1, 3, 5), (5, 4, 5), (5, 5, 1)]
+    >>> bool(np.allclose(TTTensor(cores).to_dense(), x.to_dense() - y.to_dense()))
+    True
     """
     xp = get_array_module(*cores)
     dtype = np.result_type(*[c.dtype for c in cores], *(weights or []))
@@ -202,6 +213,14 @@ def hadamard_core(a: Any, b: Any, engine: Engine = "auto") -> Any:
     -------
     ndarray, shape (r s, n, q t)
         ``out[i * s + j, m, k * t + l] = a[i, m, k] * b[j, m, l]``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((1, 4, 2))
+    >>> c = hadamard_core(a, b, engine="numpy")
+    >>> c.shape, bool(np.isclose(c[1 * 1 + 0, 2, 2 * 2 + 1], a[1, 2, 2] * b[0, 2, 1]))
+    ((2, 4, 6), True)
     """
     xp = get_array_module(a, b)
     if a.shape[1] != b.shape[1]:

@@ -64,6 +64,15 @@ def qr_left(core: Array) -> tuple[Array, Array]:
     R : ndarray, shape (t, q)
         ``core.reshape(r n, q) = q_core.reshape(r n, t) @ R`` to rounding
         error; not necessarily triangular.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((2, 3, 4))
+    >>> Q, R = qr_left(core)
+    >>> U = Q.reshape(6, -1)
+    >>> Q.shape, bool(np.allclose(U.T @ U, np.eye(4))), bool(np.allclose(U @ R, core.reshape(6, 4)))
+    ((2, 3, 4), True, True)
     """
     r, n, q = core.shape
     Q, R = orth(core.reshape(r * n, q))
@@ -84,6 +93,15 @@ def lq_right(core: Array) -> tuple[Array, Array]:
         Right-orthogonal: its unfolding ``t x (n q)`` has orthonormal rows;
         ``t <= min(r, n q)`` and ``core.reshape(r, n q) = L @ q_core.reshape(t, n q)``
         to rounding error.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((4, 3, 2))
+    >>> L, Q = lq_right(core)
+    >>> V = Q.reshape(Q.shape[0], 6)
+    >>> Q.shape, bool(np.allclose(V @ V.T, np.eye(4))), bool(np.allclose(L @ V, core.reshape(4, 6)))
+    ((4, 3, 2), True, True)
     """
     r, n, q = core.shape
     L, Q = orth_rows(core.reshape(r, n * q))
@@ -91,13 +109,32 @@ def lq_right(core: Array) -> tuple[Array, Array]:
 
 
 def absorb_left(R: Array, core: Array) -> Array:
-    """``R`` times the core along its left rank: shape (p, n, q) for ``R`` of shape (p, r)."""
+    """``R`` times the core along its left rank: shape (p, n, q) for ``R`` of shape (p, r).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((2, 3, 4))
+    >>> R = np.array([[1.0, 2.0]])
+    >>> out = absorb_left(R, core)
+    >>> out.shape, bool(np.allclose(out[0], core[0] + 2 * core[1]))
+    ((1, 3, 4), True)
+    """
     r, n, q = core.shape
     return matmul(R, core.reshape(r, n * q)).reshape(R.shape[0], n, q)
 
 
 def absorb_right(core: Array, L: Array) -> Array:
-    """The core times ``L`` along its right rank: shape (r, n, p) for ``L`` of shape (q, p)."""
+    """The core times ``L`` along its right rank: shape (r, n, p) for ``L`` of shape (q, p).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> core = np.random.default_rng(0).standard_normal((2, 3, 4))
+    >>> out = absorb_right(core, np.ones((4, 1)))
+    >>> out.shape, bool(np.allclose(out[..., 0], core.sum(axis=2)))
+    ((2, 3, 1), True)
+    """
     r, n, q = core.shape
     return matmul(core.reshape(r * n, q), L).reshape(r, n, L.shape[1])
 
@@ -230,6 +267,15 @@ def apply_log_scale(cores: Sequence[Array], log_scale: float, position: int) -> 
     The factor goes on ``cores[position]`` when it is safely representable
     (``|log_scale| <= 600``); otherwise ``exp(log_scale / d)`` goes on every
     core, so each core stays in range as long as the result can be.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import random_tt
+    >>> x = random_tt((3, 4, 5), 2, seed=0)
+    >>> y = TTTensor(apply_log_scale(x.cores, 1000.0, 0))   # e**1000 overflows alone
+    >>> bool(np.isclose(y.log_norm(), 1000.0 + np.log(x.norm())))
+    True
     """
     cores = list(cores)
     if log_scale == 0.0:
