@@ -153,11 +153,28 @@ class Module:
 
     # --- computation -----------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        """Compute the output; keep what :meth:`backward` needs in ``self.cache``."""
+        """Compute the output; keep what :meth:`backward` needs in ``self.cache``.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> lin = Linear(4, 3, seed=0)
+        >>> lin.forward(np.ones((2, 4))).shape, bool(lin.cache)   # cache filled for backward
+        ((2, 3), True)
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def backward(self, grad_out: Array) -> Any:
-        """Return the input gradient and accumulate the parameter gradients."""
+        """Return the input gradient and accumulate the parameter gradients.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> lin = Linear(4, 3, seed=0)
+        >>> y = lin(np.ones((2, 4)))
+        >>> lin.backward(np.ones((2, 3))).shape, float(lin.bias.grad.sum())   # 2 rows x 3
+        ((2, 4), 6.0)
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -165,17 +182,39 @@ class Module:
 
     # --- traversal -------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """Yield ``(name, module)`` for this module and every sub-module, depth first."""
+        """Yield ``(name, module)`` for this module and every sub-module, depth first.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear, ReLU, Sequential
+        >>> net = Sequential(Linear(4, 3, seed=0), ReLU())
+        >>> [(name, type(m).__name__) for name, m in net.named_modules()]
+        [('', 'Sequential'), ('0', 'Linear'), ('1', 'ReLU')]
+        """
         yield prefix, self
         for name, mod in self._modules.items():
             yield from mod.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def children(self) -> Iterator[Module]:
-        """The direct sub-modules, in registration order."""
+        """The direct sub-modules, in registration order.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear, ReLU, Sequential
+        >>> [type(m).__name__ for m in Sequential(Linear(4, 3, seed=0), ReLU()).children()]
+        ['Linear', 'ReLU']
+        """
         yield from self._modules.values()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        """Yield ``(dotted name, parameter)`` in registration order (PyTorch's names)."""
+        """Yield ``(dotted name, parameter)`` in registration order (PyTorch's names).
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear, Sequential
+        >>> [(n, p.shape) for n, p in Sequential(Linear(4, 3, seed=0)).named_parameters()]
+        [('0.weight', (3, 4)), ('0.bias', (3,))]
+        """
         for name, p in self._parameters.items():
             yield (f"{prefix}.{name}" if prefix else name), p
         for mod_name, mod in self._modules.items():
@@ -192,6 +231,14 @@ class Module:
         an optimizer updates it once with the gradients both accumulated;
         :meth:`named_parameters` and :meth:`state_dict` list it under each name,
         as PyTorch's ``state_dict`` does.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear, Sequential
+        >>> lin = Linear(4, 3, seed=0)
+        >>> tied = Sequential(lin, lin)   # the same layer twice
+        >>> len(list(tied.named_parameters())), len(tied.parameters())
+        (4, 2)
         """
         seen: set[int] = set()
         out = []
@@ -202,7 +249,14 @@ class Module:
         return out
 
     def num_parameters(self) -> int:
-        """Number of trainable scalars."""
+        """Number of trainable scalars.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> Linear(4, 3, seed=0).num_parameters()   # 4 * 3 weights + 3 biases
+        15
+        """
         return sum(p.size for p in self.parameters())
 
     def parameter_bytes(self) -> int:
@@ -217,12 +271,30 @@ class Module:
         return sum(int(p.data.nbytes) for p in self.parameters())
 
     def zero_grad(self) -> None:
-        """Set every parameter gradient to zero (in place)."""
+        """Set every parameter gradient to zero (in place).
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> lin = Linear(4, 3, seed=0)
+        >>> _ = lin(np.ones((2, 4))); _ = lin.backward(np.ones((2, 3)))
+        >>> lin.zero_grad()
+        >>> float(abs(lin.weight.grad).sum())
+        0.0
+        """
         for p in self.parameters():
             p.grad[...] = 0
 
     def train(self, mode: bool = True) -> Module:
-        """Switch this module and its sub-modules to training (or evaluation) mode."""
+        """Switch this module and its sub-modules to training (or evaluation) mode.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Dropout, Sequential
+        >>> net = Sequential(Dropout(0.5, seed=0)).train(False)
+        >>> net.training, net[0].training
+        (False, False)
+        """
         if not isinstance(mode, bool):
             raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
         for _, mod in self.named_modules():
@@ -230,11 +302,28 @@ class Module:
         return self
 
     def eval(self) -> Module:
-        """Switch to evaluation mode (dropout off); same as ``train(False)``."""
+        """Switch to evaluation mode (dropout off); same as ``train(False)``.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Dropout
+        >>> drop = Dropout(0.5, seed=0).eval()
+        >>> bool((drop(np.ones(8)) == 1).all())
+        True
+        """
         return self.train(False)
 
     def saved_bytes(self) -> int:
-        """Bytes of the arrays this module and its sub-modules keep for backward."""
+        """Bytes of the arrays this module and its sub-modules keep for backward.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> lin = Linear(4, 3, seed=0)
+        >>> _ = lin(np.ones((2, 4)))
+        >>> lin.saved_bytes()   # the (2, 4) float64 input
+        64
+        """
         total = 0
         for _, mod in self.named_modules():
             for v in mod.cache.values():
@@ -244,7 +333,14 @@ class Module:
 
     # --- state -----------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Host copies of every parameter, keyed by PyTorch-style dotted names."""
+        """Host copies of every parameter, keyed by PyTorch-style dotted names.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> {k: v.shape for k, v in Linear(4, 3, seed=0).state_dict().items()}
+        {'weight': (3, 4), 'bias': (3,)}
+        """
         return {name: np.array(to_numpy(p.data)) for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
@@ -257,6 +353,18 @@ class Module:
             ``{k: v.numpy() for k, v in model.state_dict().items()}``).
         strict : bool
             When True, missing and unexpected keys raise a ValueError.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import Linear
+        >>> a, b = Linear(4, 3, seed=0), Linear(4, 3, seed=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool(np.array_equal(a.weight.data, b.weight.data))
+        True
+        >>> b.load_state_dict({"weight": a.weight.data})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: state does not match the module: missing keys ['bias'], ...
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict of arrays, got {type(state).__name__}")
@@ -346,7 +454,23 @@ def save_state(module: Module, path: str | Path) -> None:
 
 
 def load_state(module: Module, path: str | Path, strict: bool = True) -> None:
-    """Load a state saved by :func:`save_state` into ``module`` (names and shapes checked)."""
+    """Load a state saved by :func:`save_state` into ``module`` (names and shapes checked).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from tensorpar.nn import Linear
+    >>> a, b = Linear(3, 2, seed=0), Linear(3, 2, seed=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
+    >>> np.savez(path, weight=a.weight.data)   # a plain .npz, not from save_state
+    >>> load_state(b, path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a tensorpar.nn state file (tensorpar.nn.state/1)
+    >>> save_state(a, path); load_state(b, path)
+    >>> bool(np.array_equal(a.bias.data, b.bias.data))
+    True
+    """
     with np.load(Path(path), allow_pickle=False) as f:
         if "__format__" not in f.files or str(f["__format__"]) != _FORMAT:
             raise ValueError(f"{path} is not a tensorpar.nn state file ({_FORMAT})")
