@@ -158,7 +158,15 @@ class CPLinear(Module):
         return [p for _, p in self.factors.named_parameters()]
 
     def as_tt(self) -> TTMatrix:
-        """The weight as a TT-matrix with diagonal cores of rank ``R`` (exact)."""
+        """The weight as a TT-matrix with diagonal cores of rank ``R`` (exact).
+
+        Examples
+        --------
+        >>> lay = CPLinear((4, 4), (2, 8), rank=3, seed=0)
+        >>> W = lay.as_tt()
+        >>> W.ranks, W.to_dense().shape
+        ((1, 3, 1), (16, 16))
+        """
         fs = [p.data for p in self._factors()]
         xp = get_array_module(*fs)
         R, d = self.rank, len(fs)
@@ -174,7 +182,15 @@ class CPLinear(Module):
         return TTMatrix(cores)
 
     def to_dense(self) -> Array:
-        """The full ``(out_features, in_features)`` weight (small layers only)."""
+        """The full ``(out_features, in_features)`` weight (small layers only).
+
+        Examples
+        --------
+        >>> lay = CPLinear((4, 4), (2, 8), rank=3, seed=0, bias=False)
+        >>> x = np.random.default_rng(1).standard_normal((5, 16))
+        >>> lay.to_dense().shape, bool(np.allclose(lay(x), x @ lay.to_dense().T))
+        ((16, 16), True)
+        """
         return self.as_tt().to_dense()
 
     def forward(self, x: Array) -> Array:

@@ -86,7 +86,17 @@ class SoftmaxCrossEntropy(Module):
         return loss
 
     def backward(self, grad_out: Any = None) -> Array:
-        """Gradient of the mean loss with respect to ``logits`` (``grad_out`` must be None)."""
+        """Gradient of the mean loss with respect to ``logits`` (``grad_out`` must be None).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> loss = SoftmaxCrossEntropy(ignore_index=-1)
+        >>> _ = loss(np.zeros((2, 2)), np.array([0, -1]))
+        >>> g = loss.backward()
+        >>> g[0], bool((g[1] == 0).all())   # the ignored row gets no gradient
+        (array([-0.5,  0.5]), True)
+        """
         if grad_out is not None:
             raise ValueError("grad_out must be None: a loss is the end of the graph")
         c = cached(self.cache, "SoftmaxCrossEntropy")
@@ -125,7 +135,16 @@ class MSELoss(Module):
         return float((diff * diff).sum()) / max(int(diff.size), 1)
 
     def backward(self, grad_out: Any = None) -> Array:
-        """Gradient of the mean squared error with respect to ``pred``."""
+        """Gradient of the mean squared error with respect to ``pred``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> loss = MSELoss()
+        >>> _ = loss(np.array([[1.0, 2.0]]), np.array([[0.0, 4.0]]))
+        >>> loss.backward()   # 2 (pred - target) / size
+        array([[ 1., -2.]])
+        """
         if grad_out is not None:
             raise ValueError("grad_out must be None: a loss is the end of the graph")
         diff = cached(self.cache, "MSELoss")["diff"]

@@ -97,7 +97,15 @@ class TTEmbedding(Module):
                                             rng=np.random.default_rng(seed), dtype=dtype, xp=xp))
 
     def table(self) -> Array:
-        """The dense ``(num_embeddings, embedding_dim)`` table (small tables only)."""
+        """The dense ``(num_embeddings, embedding_dim)`` table (small tables only).
+
+        Examples
+        --------
+        >>> emb = TTEmbedding(90, 8, (10, 10), (2, 4), rank=3, seed=0)
+        >>> T = emb.table()
+        >>> T.shape, bool(np.allclose(emb(np.array([7, 89])), T[[7, 89]]))
+        ((90, 8), True)
+        """
         return TTMatrix(self.cores.data()).to_dense()[: self.num_embeddings]
 
     def _digits(self, flat: Array) -> list[Array]:
@@ -124,7 +132,17 @@ class TTEmbedding(Module):
         return Z.reshape(*idx.shape, self.embedding_dim)
 
     def backward(self, grad_out: Array) -> None:
-        """Accumulate the core gradients; an index input has no gradient (returns None)."""
+        """Accumulate the core gradients; an index input has no gradient (returns None).
+
+        Examples
+        --------
+        >>> emb = TTEmbedding(90, 8, (10, 10), (2, 4), rank=3, seed=0)
+        >>> out = emb(np.array([7, 89]))
+        >>> emb.backward(np.ones_like(out)) is None
+        True
+        >>> [g.shape for g in emb.cores.grads()], bool(any(abs(g).sum() > 0 for g in emb.cores.grads()))
+        ([(1, 10, 2, 3), (3, 10, 4, 1)], True)
+        """
         cache = cached(self.cache, "TTEmbedding")
         cores, grads = self.cores.data(), self.cores.grads()
         check_grad(grad_out, (*cache["shape"], self.embedding_dim), like=cores[0])
