@@ -100,7 +100,20 @@ class ParallelMultiheadAttention(MultiheadAttention):
     def from_serial(cls, serial: MultiheadAttention, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False,
                     regather: bool = False) -> ParallelMultiheadAttention:
-        """Split a dense serial layer (equal on every rank); the serial layer is not modified."""
+        """Split a dense serial layer (equal on every rank); the serial layer is not modified.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import MultiheadAttention
+        >>> serial = MultiheadAttention(8, 4, causal=True, seed=0)
+        >>> par = ParallelMultiheadAttention.from_serial(serial)   # one process: 4 heads
+        >>> x = np.random.default_rng(1).standard_normal((2, 5, 8))
+        >>> bool(np.allclose(par(x), serial(x)))
+        True
+
+        Under ``mpiexec -n 2`` each rank keeps 2 of the 4 heads
+        (``in_proj_weight`` of shape ``(12, 8)``); the output is the serial one.
+        """
         check_serial(comm, serial, MultiheadAttention)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel, regather)

@@ -174,7 +174,24 @@ class DataParallel(Module):
 
     @contextlib.contextmanager
     def no_sync(self) -> Iterator[None]:
-        """Accumulate gradients locally inside the block (sync on the next backward outside)."""
+        """Accumulate gradients locally inside the block (sync on the next backward outside).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar.nn import Linear
+        >>> dp = DataParallel(Linear(3, 2, seed=0))
+        >>> with dp.no_sync():
+        ...     _ = dp(np.ones((4, 3))); _ = dp.backward(np.ones((4, 2)))
+        ...     print(dp.require_sync)
+        False
+        >>> dp.require_sync
+        True
+
+        Under ``mpiexec -n 2`` the gradients inside the block stay local to
+        each rank (no all-reduce); the first backward after it averages the
+        accumulated sum.
+        """
         old, self.require_sync = self.require_sync, False
         try:
             yield
@@ -190,6 +207,20 @@ class DataParallel(Module):
             This rank's share, e.g. its number of samples: gradients become
             ``sum_r weight_r grad_r / sum_r weight_r``. Default: the plain
             mean (equal local batches).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from tensorpar.nn import Linear
+        >>> dp = DataParallel(Linear(3, 2, seed=0))
+        >>> dp.module.bias.grad[...] = 2.0
+        >>> dp.sync_gradients(weight=5)   # one process: the mean of one rank
+        >>> dp.module.bias.grad
+        array([2., 2.])
+
+        Under ``mpiexec -n 2`` with bias gradients 2 on rank 0 and 4 on rank 1,
+        ``sync_gradients()`` leaves 3 on both, and
+        ``sync_gradients(weight=1 + 2 * rank)`` leaves ``(2 + 3 * 4) / 4 = 3.5``.
         """
         params = self.module.parameters()
         w = 1.0 if weight is None else weight

@@ -112,7 +112,21 @@ class ParallelFeedForward(FeedForward):
     @classmethod
     def from_serial(cls, serial: FeedForward, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False, regather: bool = False) -> ParallelFeedForward:
-        """Split a dense serial block (equal on every rank); the serial block is not modified."""
+        """Split a dense serial block (equal on every rank); the serial block is not modified.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import FeedForward
+        >>> serial = FeedForward(4, 16, seed=0)
+        >>> par = ParallelFeedForward.from_serial(serial)   # one process: a copy
+        >>> x = np.ones((2, 3, 4))
+        >>> par.linear1.weight.shape, bool(np.allclose(par(x), serial(x)))
+        ((16, 4), True)
+
+        Under ``mpiexec -n 2`` each rank keeps 8 of the 16 hidden units
+        (``linear1.weight`` of shape ``(8, 4)``) and the output still equals
+        the serial one on every rank.
+        """
         check_serial(comm, serial, FeedForward)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel, regather)

@@ -334,7 +334,17 @@ class RowParallelLinear(_ParallelLinear):
                                                    bias_grad))
 
     def out_rows(self, x: Array) -> tuple[int, ...]:
-        """Leading shape of the output for the kept input ``x`` (sequence axis split in SP)."""
+        """Leading shape of the output for the kept input ``x`` (sequence axis split in SP).
+
+        Examples
+        --------
+        >>> row = RowParallelLinear(6, 4, mode="sequence", seed=0)
+        >>> row.out_rows(np.ones((2, 8, 6)))   # one process: nothing is split
+        (2, 8)
+
+        Under ``mpiexec -n 2`` the same call gives ``(2, 4)``: in sequence
+        mode the output is reduce-scattered along the sequence axis.
+        """
         lead = list(x.shape[:-1])
         if self.mode == "sequence":
             lead[self.exit.seq_axis] //= C.resolve_comm(self.shard_comm).Get_size()

@@ -54,7 +54,13 @@ class MemoryLedger:
         return self.parameters + self.gradients + self.optimizer_state + self.activations
 
     def as_dict(self) -> dict[str, int]:
-        """The four kinds and the total, by name."""
+        """The four kinds and the total, by name.
+
+        Examples
+        --------
+        >>> MemoryLedger(parameters=80, gradients=80, optimizer_state=0, activations=32).as_dict()
+        {'parameters': 80, 'gradients': 80, 'optimizer_state': 0, 'activations': 32, 'total': 192}
+        """
         return {**asdict(self), "total": self.total}
 
 

@@ -110,7 +110,21 @@ class ParallelTransformerBlock(TransformerBlock):
     def from_serial(cls, serial: TransformerBlock, comm: MPI.Comm | None = None, *,
                     sequence_parallel: bool = False,
                     regather: bool = False) -> ParallelTransformerBlock:
-        """Split a dense serial block (equal on every rank); the serial block is not modified."""
+        """Split a dense serial block (equal on every rank); the serial block is not modified.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import TransformerBlock
+        >>> serial = TransformerBlock(8, 2, 32, causal=True, seed=0)
+        >>> par = ParallelTransformerBlock.from_serial(serial)   # one process
+        >>> x = np.random.default_rng(1).standard_normal((2, 6, 8))
+        >>> bool(np.allclose(par(x), serial(x)))
+        True
+
+        Under ``mpiexec -n 2`` each rank holds one head and 16 of the 32
+        hidden units; with ``sequence_parallel=True`` it also takes and returns
+        only its 3 of the 6 tokens (see the class example).
+        """
         check_serial(comm, serial, TransformerBlock)
         obj = cls.__new__(cls)
         obj._shard(serial, comm, sequence_parallel, regather)
@@ -142,7 +156,18 @@ class ParallelTransformerBlock(TransformerBlock):
         self.shard_comm = comm
 
     def sequence_parallel_parameters(self) -> list[Parameter]:
-        """Replicated parameters whose gradients are partial per rank under sequence parallelism."""
+        """Replicated parameters whose gradients are partial per rank under sequence parallelism.
+
+        Examples
+        --------
+        >>> blk = ParallelTransformerBlock(8, 2, 32, seed=0)
+        >>> [p.shape for p in blk.sequence_parallel_parameters()]   # the two LayerNorms
+        [(8,), (8,), (8,), (8,)]
+
+        Under ``mpiexec -n 2`` with ``sequence_parallel=True`` each rank's
+        gradients of these cover only its tokens: sum them over the ranks
+        (an all-reduce) before the optimizer step.
+        """
         return [p for m in (self.norm1, self.norm2) for p in m.parameters()]
 
     def forward(self, x: Array) -> Array:
