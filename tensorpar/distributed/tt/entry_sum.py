@@ -48,6 +48,8 @@ def dist_tt_entry_sum(x: DistTTTensor) -> float | complex:
     >>> X = DistTTTensor.scatter(x)
     >>> bool(np.isclose(dist_tt_entry_sum(X), x.to_dense().sum()))
     True
+
+    Under ``mpiexec -n 2 python script.py`` both ranks return the same sum.
     """
     return ldexp_scalar(*_scaled(x, mean=False))
 
@@ -68,5 +70,7 @@ def dist_tt_entry_mean(x: DistTTTensor) -> float | complex:
     >>> X = DistTTTensor.scatter(x)
     >>> bool(np.isclose(dist_tt_entry_mean(X), x.to_dense().mean()))
     True
+
+    Under ``mpiexec -n 2 python script.py`` both ranks return the same mean.
     """
     return ldexp_scalar(*_scaled(x, mean=True))

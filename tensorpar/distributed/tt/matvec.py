@@ -42,6 +42,10 @@ def dist_ttm_matvec(A: TTMatrix, x: DistTTTensor) -> DistTTTensor:
     >>> A = TTMatrix([np.eye(4).reshape(1, 4, 4, 1), np.eye(5).reshape(1, 5, 5, 1)])
     >>> dist_ttm_matvec(A, DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))).ranks
     (1, 2, 1)
+
+    Under ``mpiexec -n 2`` every rank passes the same ``A`` (replicated)
+    and its slices of ``x``; the result is split like ``x`` (rank 0 holds mode
+    slices 2, 3, rank 1 2, 2).
     """
     def check() -> None:
         if not isinstance(A, TTMatrix):

@@ -108,6 +108,10 @@ def dist_tt_orthogonalize(x: DistTTTensor, direction: Direction = "left",
     >>> y = dist_tt_orthogonalize(DistTTTensor.scatter(x)).gather()
     >>> bool(np.allclose(y.to_dense(), x.to_dense()))
     True
+
+    Under ``mpiexec -n 2 python script.py`` each core's QR is a TSQR over
+    both ranks (:func:`tensorpar.distributed.tsqr`); the result keeps the
+    split of ``x`` (rank 0 mode slices 2, 3, 3; rank 1 2, 2, 3).
     """
     def check() -> Tree:
         check_dist_tt(x)
@@ -221,6 +225,10 @@ def dist_tt_round(x: DistTTTensor, eps: float = 1e-12,
     >>> X = DistTTTensor.scatter(random_tt((4, 5, 6), 2, seed=0))
     >>> dist_tt_round(X + X, eps=1e-12).ranks
     (1, 2, 2, 1)
+
+    Under ``mpiexec -n 2 python script.py`` both ranks get ranks
+    ``(1, 2, 2, 1)`` and each keeps its mode slices (rank 0 slices 2, 3, 3;
+    rank 1 2, 2, 3).
     """
     def check() -> tuple[float, MaxRank, int, Tree]:
         check_dist_tt(x)

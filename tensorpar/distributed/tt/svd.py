@@ -98,6 +98,11 @@ def dist_tt_svd(X: DistTensor, eps: float = 1e-12,
     >>> x = np.add.outer(np.arange(4.0), np.arange(5.0))[:, :, None] * np.ones(3)
     >>> dist_tt_svd(DistTensor.scatter(x)).ranks == tt_svd(x).ranks
     True
+
+    Under ``mpiexec -n 2 python script.py`` ``DistTensor.scatter`` splits
+    ``x`` over a ``(1, 2, 1)`` grid; both ranks get the serial ranks
+    ``(1, 2, 1, 1)``, and the result's cores are split along their mode index
+    (rank 0 holds slices 2, 3, 2 of the modes, rank 1 2, 2, 1).
     """
     comm = X.grid.cart if isinstance(X, DistTensor) else C.resolve_comm(None)
 

@@ -505,6 +505,10 @@ def dist_tt_add(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
     >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
     >>> dist_tt_add(x, x).ranks
     (1, 4, 1)
+
+    Under ``mpiexec -n 2 python script.py`` each rank adds its own slices
+    (rank 0 holds mode slices 2 and 3 of ``x``, rank 1 2 and 2) and sends no
+    array, only the small agreement on the operands.
     """
     _agree_pair(x, y)
     return _sum(x, y, [1.0, 1.0])
@@ -520,6 +524,9 @@ def dist_tt_sub(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
     >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
     >>> dist_tt_sub(x, x).ranks
     (1, 4, 1)
+
+    Under ``mpiexec -n 2`` each rank subtracts its own slices; no array
+    is sent, and the result stays split as the operands were.
     """
     _agree_pair(x, y)
     return _sum(x, y, [1.0, -1.0])
@@ -537,6 +544,9 @@ def dist_tt_scale(x: DistTTTensor, alpha: Any) -> DistTTTensor:
     >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
     >>> dist_tt_scale(x, 2.0).ranks
     (1, 2, 1)
+
+    Under ``mpiexec -n 2`` every rank scales its slice of the first core
+    (``alpha`` must be equal on every rank, else every rank raises a ValueError).
     """
     def check() -> complex | float:
         check_dist_tt(x)
@@ -557,6 +567,9 @@ def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
     >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
     >>> dist_tt_hadamard(x, x).ranks
     (1, 4, 1)
+
+    Under ``mpiexec -n 2`` each rank multiplies its own slices (ranks
+    multiply: ``(1, 4, 1)`` on both); no array is sent.
     """
     _agree_pair(x, y)
     cores = [hadamard_core(a, b, engine) for a, b in zip(x.local_cores, y.local_cores)]
