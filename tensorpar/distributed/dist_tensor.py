@@ -177,6 +177,10 @@ class DistTensor:
         >>> T.grid.dims, T.shape, T.local.dtype
         ((1, 1), (2, 3), dtype('float64'))
         >>> T.free()
+
+        Under ``mpiexec -n 2 python script.py`` a ``(2, 3)`` tensor lies on a
+        ``(1, 2)`` grid: rank 0 passes its ``(2, 2)`` block, rank 1 its ``(2, 1)``
+        block; a block of the wrong shape raises the same ValueError on both.
         """
         err: BaseException | None = None
         dtype = None
@@ -217,6 +221,10 @@ class DistTensor:
         >>> bool(np.array_equal(X.local, full[slice(*X.bounds[0])]))
         True
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` the grid is ``(2, 1, 1)``:
+        rank 0 sends each rank its ``(2, 3, 2)`` block (rows 0..1 and 2..3 of
+        mode 0), and the other rank passes ``None``.
         """
         comm = grid.comm if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
         is_root = comm.Get_rank() == root
@@ -258,6 +266,9 @@ class DistTensor:
         >>> round(float(X.local[0, 0]), 3), X.local.shape   # (3, 4) or (2, 4) at 2 ranks
         (1.0, (5, 4))
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` the grid is ``(2, 1)``; rank 0
+        evaluates rows 0..2 and rank 1 rows 3..4, and no data is sent.
         """
         err: BaseException | None = None
         want: Any = None
@@ -291,6 +302,10 @@ class DistTensor:
         >>> bool(np.isclose(X.norm(), cp.norm()))
         True
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` each rank forms its
+        ``(3, 5, 4)`` block of the ``(2, 1, 1)`` grid from the replicated factors;
+        the norm is the same on both ranks.
         """
         from ..cp.tensor import CPTensor
 
@@ -359,6 +374,9 @@ class DistTensor:
         >>> X.shape, X.dtype
         ((6, 5, 4), dtype('float32'))
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` every rank opens the file and
+        reads only its block; no tensor data is sent between ranks.
         """
         shape: Any = None
         err: BaseException | None = None
@@ -397,6 +415,9 @@ class DistTensor:
         >>> full[2, 3]
         np.float64(23.0)
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` rank 0 gets the ``(3, 4)``
+        array and rank 1 ``None``; every rank must call it.
         """
         flat = C.gatherv(self.grid.cart, self.local.ravel(), root=root)
         if self.grid.rank != root:
@@ -421,6 +442,8 @@ class DistTensor:
         >>> X.norm()
         6.928203230275509
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` both ranks print the same norm.
         """
         xp = get_array_module(self.local)
         sq = xp.vdot(self.local.ravel(), self.local.ravel()).real
@@ -437,6 +460,9 @@ class DistTensor:
         >>> X.inner(Y)
         24.0
         >>> X.free()
+
+        Under ``mpiexec -n 2 python script.py`` both ranks print ``24.0``
+        (both tensors must share the grid, as here through ``grid=X.grid``).
         """
         if not isinstance(other, DistTensor):
             raise TypeError(f"other must be a DistTensor, got {type(other).__name__}")
@@ -457,6 +483,9 @@ class DistTensor:
         >>> from tensorpar.distributed import DistTensor
         >>> with DistTensor.from_function(lambda i, j: i + j + 0.0, (3, 4)) as X:
         ...     total = X.norm()           # the grid is freed on leaving the block
+
+        Under ``mpiexec -n 2`` every rank must call it (it frees communicators);
+        the ``with`` block does so on every rank.
         """
         if self._owns_grid:
             self.grid.free()
