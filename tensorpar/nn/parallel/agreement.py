@@ -39,6 +39,10 @@ def agree_on(comm: MPI.Comm | None, values: dict[str, Any],
     Examples
     --------
     >>> agree_on(None, {"shape": (2, 3)}, lambda: None)   # one process: a local check
+
+    Under ``mpiexec -n 2 python script.py``, ``agree_on(None, {"lr": 0.1 * (1 + rank)})``
+    raises on both ranks: ``ValueError: argument 'lr' differs across ranks
+    (rank 0: 0.1, rank 1: 0.2); every rank must pass the same value``.
     """
     error: BaseException | None = None
     if validate is not None:
