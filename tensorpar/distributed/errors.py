@@ -53,6 +53,10 @@ def collective_guard(comm: MPI.Comm | None,
     --------
     >>> with collective_guard(None):
     ...     x = 1 + 1
+
+    Under ``mpiexec -n 2 python script.py``, when the block raises
+    ``ValueError("bad block")`` on rank 1 only, rank 1 re-raises it and rank 0
+    raises ``RuntimeError: rank(s) [1] of 2 failed: ValueError: bad block``.
     """
     comm = resolve_comm(comm)
     try:

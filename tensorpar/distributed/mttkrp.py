@@ -90,6 +90,10 @@ def factor_blocks(X: DistTensor, factors: Sequence[Any]) -> list[Any]:
     >>> with DistTensor.from_cp(cp) as X:
     ...     print([b.shape for b in factor_blocks(X, cp.factors)])
     [(6, 2), (5, 2), (4, 2)]
+
+    Under ``mpiexec -n 2 python script.py`` (grid ``(2, 1, 1)``) both ranks
+    print ``[(3, 2), (5, 2), (4, 2)]``: rank 0 holds rows 0..2 of the first
+    factor, rank 1 rows 3..5.
     """
     if len(factors) != X.ndim:
         raise ValueError(f"factors has {len(factors)} matrices but the tensor has order {X.ndim}")
@@ -231,6 +235,10 @@ def dist_mttkrp_sweep(X: DistTensor, blocks: list[Any], update: Callable[[int, A
     ...     dist_mttkrp_sweep(X, blocks, lambda n, M: seen.append(n) or M / 10)
     >>> seen
     [0, 1, 2]
+
+    Under ``mpiexec -n 2 python script.py`` (grid ``(2, 1, 1)``) ``update``
+    receives only the owned rows of each ``M``: ``(3, 2), (3, 2), (2, 2)`` on
+    rank 0 and ``(3, 2), (2, 2), (2, 2)`` on rank 1.
     """
     _check(X, blocks, None, engine)
     sweep_unchecked(X, blocks, update, engine)
@@ -288,6 +296,9 @@ def allgather_factor(X: DistTensor, A_owned: Any, mode: int) -> Any:
     ...     full = allgather_factor(X, cp.factors[0][a:b], 0)
     >>> bool(np.array_equal(full, cp.factors[0]))
     True
+
+    Under ``mpiexec -n 2 python script.py`` rank 0 owns rows ``(0, 3)`` and
+    rank 1 ``(3, 6)`` of the first factor; both get the full ``(6, 2)`` factor.
     """
     g = X.grid
     starts = [owned_rows(X, mode, r) for r in range(g.size)]

@@ -140,6 +140,10 @@ def agree(comm: MPI.Comm | None, values: dict[str, Any] | None = None, *,
     Examples
     --------
     >>> agree(None, {"rank": 3, "tol": 1e-8})      # one process: nothing to compare
+
+    Under ``mpiexec -n 2 python script.py`` with ``{"rank": 3 + comm.rank}``
+    both ranks raise ``ValueError: argument 'rank' differs across ranks
+    (rank 0: 3, rank 1: 4); every rank must pass the same value``.
     """
     values = values or {}
     comm = resolve_comm(comm)

@@ -70,6 +70,11 @@ def parallel_grad_norm(module: Module) -> float:
     >>> lin = Linear(2, 1, seed=0); lin.weight.grad[...] = [[3.0, 4.0]]
     >>> parallel_grad_norm(lin)
     5.0
+
+    Under ``mpiexec -n 2 python script.py`` a replicated layer gives ``5.0``
+    on both ranks (replicated gradients are counted once), and a
+    ``ColumnParallelLinear(4, 6)`` whose weight gradients are all 1 gives
+    ``sqrt(24)``, the serial ``(6, 4)`` weight's norm, on both ranks.
     """
     if not isinstance(module, Module):
         raise TypeError(f"module must be a Module, got {type(module).__name__}")
@@ -101,6 +106,9 @@ def parallel_clip_grad_norm(module: Module, max_norm: float) -> float:
     >>> lin = Linear(2, 1, bias=False, seed=0); lin.weight.grad[...] = [[3.0, 4.0]]
     >>> parallel_clip_grad_norm(lin, 1.0), np.round(lin.weight.grad, 6)
     (5.0, array([[0.6, 0.8]]))
+
+    Under ``mpiexec -n 2 python script.py`` every rank computes the same
+    global norm and applies the same factor to its shard.
     """
     if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or \
             not math.isfinite(max_norm) or max_norm < 0:

@@ -59,6 +59,9 @@ def broadcast_parameters(module: Module, comm: MPI.Comm | None = None, root: int
     --------
     >>> from tensorpar.nn import Linear
     >>> broadcast_parameters(Linear(3, 2, seed=0))   # one process: nothing to do
+
+    Under ``mpiexec -n 2 python script.py``, ``Linear(3, 2, seed=comm.rank)``
+    has rank 0's values on both ranks afterwards.
     """
     named = list(module.named_parameters()) if isinstance(module, Module) else []
     agree_on(comm, {"parameters": [(n, p.shape, str(p.data.dtype)) for n, p in named],

@@ -85,6 +85,10 @@ def gather_shard(comm: MPI.Comm | None, local: Array, spec: ShardSpec) -> Array:
     >>> import numpy as np
     >>> gather_shard(None, np.arange(4.0), ShardSpec(0, groups=2))
     array([0., 1., 2., 3.])
+
+    Under ``mpiexec -n 2 python script.py`` with pieces ``[0., 1.]`` on rank
+    0 and ``[2., 3.]`` on rank 1 (``ShardSpec(0)``) both ranks get
+    ``array([0., 1., 2., 3.])``.
     """
     size = C.resolve_comm(comm).Get_size()
     agree_on(comm, {"shape": tuple(getattr(local, "shape", ())), "spec": tuple(spec)},
@@ -110,6 +114,10 @@ def gather_parameters(module: Module, *, grads: bool = False) -> dict[str, np.nd
     >>> from tensorpar.nn import Linear
     >>> sorted(gather_parameters(Linear(2, 3, seed=0)))
     ['bias', 'weight']
+
+    Under ``mpiexec -n 2 python script.py`` a ``ColumnParallelLinear(4, 6)``
+    holds a ``(3, 4)`` weight per rank, and ``gather_parameters`` returns the
+    serial ``(6, 4)`` weight and ``(6,)`` bias on both ranks.
     """
     if not isinstance(module, Module):
         raise TypeError(f"module must be a Module, got {type(module).__name__}")
