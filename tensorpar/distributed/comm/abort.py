@@ -72,9 +72,12 @@ def install_abort_hook() -> None:
 
     Examples
     --------
+    >>> saved = sys.excepthook
+    >>> sys.excepthook = sys.__excepthook__   # start from Python's own hook
     >>> install_abort_hook()
     >>> sys.excepthook is abort_hook
     True
+    >>> uninstall_abort_hook(); sys.excepthook = saved
 
     On one process the hook behaves like the previous one. Under
     ``mpiexec -n 2 python script.py`` an uncaught exception on rank 1 prints
@@ -91,13 +94,12 @@ def uninstall_abort_hook() -> None:
 
     Examples
     --------
-    >>> was_installed = sys.excepthook is abort_hook
-    >>> install_abort_hook()
-    >>> uninstall_abort_hook()
-    >>> sys.excepthook is abort_hook
-    False
-    >>> if was_installed:
-    ...     install_abort_hook()
+    >>> saved = sys.excepthook
+    >>> sys.excepthook = sys.__excepthook__
+    >>> install_abort_hook(); uninstall_abort_hook()
+    >>> sys.excepthook is sys.__excepthook__
+    True
+    >>> sys.excepthook = saved
 
     Under ``mpiexec -n 2`` an uncaught exception then ends only its own rank;
     the others may hang in their next collective until the job times out.
