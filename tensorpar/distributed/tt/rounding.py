@@ -110,7 +110,7 @@ def dist_tt_orthogonalize(x: DistTTTensor, direction: Direction = "left",
     True
 
     Under ``mpiexec -n 2 python script.py`` each core's QR is a TSQR over
-    both ranks (:func:`tensorpar.distributed.tsqr`); the result keeps the
+    both ranks (:func:`~tensorpar.distributed.tsqr.tsqr`); the result keeps the
     split of ``x`` (rank 0 mode slices 2, 3, 3; rank 1 2, 2, 3).
     """
     def check() -> Tree:

@@ -420,7 +420,7 @@ class DistTTTensor:
         (True, True)
 
         Under ``mpiexec -n 2`` the QR of each core's slices is a TSQR over the
-        ranks (:func:`tensorpar.distributed.tsqr`); ``tree`` picks its shape.
+        ranks (:func:`~tensorpar.distributed.tsqr.tsqr`); ``tree`` picks its shape.
         """
         from .rounding import dist_tt_orthogonalize
 
