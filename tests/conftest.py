@@ -1,4 +1,4 @@
-"""Shared fixtures: the ``xp`` array-module fixture and the MPI pass-flag reduction.
+"""Shared fixtures: ``xp`` (the array module), ``serial_only``, and the MPI pass-flag reduction.
 
 Tests marked ``mpi`` run under ``mpiexec -n 2, 3, 4`` as well as serially.
 For them, every rank's outcome is reduced over ``COMM_WORLD`` before pytest
@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+from mpi_subprocess import mpiexec
 
 HAS_MPI = importlib.util.find_spec("mpi4py") is not None
 
@@ -60,6 +61,19 @@ def comm():
     if not HAS_MPI:
         pytest.skip("mpi4py is not installed (pip install 'tensorpar[mpi]')")
     return _world()
+
+
+@pytest.fixture
+def serial_only(comm):
+    """Skip unless this is the serial pass and an ``mpiexec`` can start child jobs.
+
+    For tests that run a job of their own through ``mpi_subprocess``: nested
+    ``mpiexec`` launches are not portable.
+    """
+    if comm.size > 1:
+        pytest.skip("starts its own mpiexec; runs in the serial pass")
+    if mpiexec() is None:
+        pytest.skip("mpiexec not found")
 
 
 @pytest.hookimpl(trylast=True)

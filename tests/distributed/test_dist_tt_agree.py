@@ -13,14 +13,13 @@ only from the serial pass (nested mpiexec launches are not portable).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-import textwrap
 
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -138,28 +137,8 @@ EXPECTED = {
 }
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
 def _run(tmp_path, nprocs: int) -> dict[str, dict[int, tuple[str, str]]]:
     """Run the cases; ``{case: {rank: (exception type, message)}}``."""
-    script = tmp_path / "agree.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    # Drop the variables of this (singleton) MPI process so the child job is independent.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     prefix = str(tmp_path / "out")
     seen: dict[str, dict[int, tuple[str, str]]] = {}
 
@@ -172,8 +151,8 @@ def _run(tmp_path, nprocs: int) -> dict[str, dict[int, tuple[str, str]]]:
                         seen.setdefault(name, {})[rank] = (kind, msg)
 
     try:
-        res = subprocess.run([_mpiexec(), "-n", str(nprocs), sys.executable, str(script), prefix],
-                             capture_output=True, text=True, timeout=TIMEOUT, env=env)
+        res = run_job(tmp_path, SCRIPT, n=nprocs, timeout=TIMEOUT, args=[prefix],
+                      name="agree.py")
     except subprocess.TimeoutExpired:
         read()
         pytest.fail(f"the job hung (no result within {TIMEOUT} s); cases finished: {seen}")

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import mpiexec, run_job  # noqa: E402
+from mpi_subprocess import run_job  # noqa: E402
 
 from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
@@ -106,9 +106,7 @@ def test_summa_needs_a_square_count(comm):
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, comm, n):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, serial_only, n):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import SummaLinear
@@ -123,9 +121,7 @@ def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, comm, n):
         assert f"rank {rank}: SUMMA needs a square number of ranks" in res.stdout, res.stdout
 
 
-def test_summa_disagreeing_features_raise_on_every_rank(tmp_path, comm):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_summa_disagreeing_features_raise_on_every_rank(tmp_path, serial_only):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import SummaLinear

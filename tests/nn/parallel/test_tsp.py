@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import mpiexec, run_job  # noqa: E402
+from mpi_subprocess import run_job  # noqa: E402
 
 from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
@@ -156,9 +156,7 @@ def test_tsp_bad_input_on_one_rank_raises_everywhere(comm):
         attn(x)
 
 
-def test_tsp_disagreeing_causal_raises_on_every_rank(tmp_path, comm):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_tsp_disagreeing_causal_raises_on_every_rank(tmp_path, serial_only):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import TSPAttention
