@@ -74,3 +74,24 @@ def run_job(tmp_path: Path, body: str | Path, n: int = 2, timeout: float = 90,
         script = tmp_path / name
         script.write_text(textwrap.dedent(body))
     return run_python([str(script), *args], n=n, timeout=timeout)
+
+
+def read_cases(folder: Path, n: int) -> dict[str, dict[int, tuple[str, str]]]:
+    """``{case: {rank: (kind, message)}}`` from the lines ``CASE|case|kind|message`` of a job.
+
+    Rank ``r`` of the job writes its lines to ``folder/rank{r}.txt`` (one file
+    per rank: lines printed by several ranks can interleave in ``mpiexec``'s
+    output); ``kind`` is the exception's type name, or what the job writes
+    for no exception. A rank that wrote no file (a job that hung or died)
+    is missing from the result.
+    """
+    seen: dict[str, dict[int, tuple[str, str]]] = {}
+    for rank in range(n):
+        path = folder / f"rank{rank}.txt"
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            if line.startswith("CASE|"):
+                _, name, kind, msg = line.split("|", 3)
+                seen.setdefault(name, {})[rank] = (kind, msg)
+    return seen

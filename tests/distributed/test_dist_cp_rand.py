@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import run_job  # noqa: E402
+from mpi_subprocess import read_cases, run_job  # noqa: E402
 
 import tensorpar  # noqa: E402
 from tensorpar import random_cp  # noqa: E402
@@ -136,8 +136,8 @@ def test_disagreeing_arguments_raise_on_every_rank(tmp_path, serial_only, n):
                 "bad_sampling_one_rank": "sampling must be one of",
                 "seed_differs": "argument 'seed' differs",
                 "n_fit_samples_differs": "argument 'n_fit_samples' differs"}
+    seen = read_cases(tmp_path, n)
     for r in range(n):
-        lines = (tmp_path / f"rank{r}.txt").read_text().splitlines()
-        got = {ln.split("|")[1]: ln.split("|", 3)[2:] for ln in lines}
         for name, text in expected.items():
-            assert got[name][0] == "ValueError" and text in got[name][1], (r, name, got[name])
+            got = seen[name][r]
+            assert got[0] == "ValueError" and text in got[1], (r, name, got)

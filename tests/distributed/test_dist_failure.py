@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import run_job  # noqa: E402
+from mpi_subprocess import read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -97,10 +97,10 @@ AGREEMENT_JOB = """
     def case(name, fn):
         try:
             fn()
-            out.write(f"CASE|{name}|{rank}|none|\\n")
+            out.write(f"CASE|{name}|none|\\n")
         except Exception as exc:  # noqa: BLE001 - reported to the test
             msg = str(exc).replace("\\n", " ")
-            out.write(f"CASE|{name}|{rank}|{type(exc).__name__}|{msg}\\n")
+            out.write(f"CASE|{name}|{type(exc).__name__}|{msg}\\n")
         out.flush()
         comm.Barrier()   # every rank got here: nobody is stuck in a collective
 
@@ -146,12 +146,7 @@ EXPECTED = {
 def test_ranks_agree_on_arguments_before_moving_data(tmp_path, serial_only, n):
     res = run_job(tmp_path, AGREEMENT_JOB, n=n, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr[-3000:]
-    seen: dict[str, dict[int, tuple[str, str]]] = {}
-    lines = [ln for r in range(n) for ln in (tmp_path / f"rank{r}.txt").read_text().splitlines()]
-    for line in lines:
-        if line.startswith("CASE|"):
-            _, name, rank, kind, msg = line.split("|", 4)
-            seen.setdefault(name, {})[int(rank)] = (kind, msg)
+    seen = read_cases(tmp_path, n)
     assert set(seen) == set(EXPECTED)
     for name, (kind, text) in EXPECTED.items():
         assert sorted(seen[name]) == list(range(n)), name

@@ -12,14 +12,13 @@ only from the serial pass (nested mpiexec launches are not portable).
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import run_job  # noqa: E402
+from mpi_subprocess import read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -98,7 +97,7 @@ CASES = {
     "scale alpha": lambda: dist_tt_scale(X, 3.0 if odd else 2.0),
     "matvec operator": lambda: dist_ttm_matvec(A if not odd else np.eye(3), X),
 }
-with open(f"{sys.argv[1]}.{me}", "w") as out:  # one file per rank: no interleaving
+with open(f"{sys.argv[1]}/rank{me}.txt", "w") as out:  # one file per rank: no interleaving
     for name, case in CASES.items():
         try:
             case()
@@ -106,7 +105,7 @@ with open(f"{sys.argv[1]}.{me}", "w") as out:  # one file per rank: no interleav
         except Exception as exc:  # every rank reports what it raised
             outcome = f"{type(exc).__name__}|{exc}"
         comm.Barrier()   # reached by every rank: nobody is stuck in a collective
-        out.write(f"{name}|{outcome}".replace("\\n", " ") + "\\n")
+        out.write(f"CASE|{name}|{outcome}".replace("\\n", " ") + "\\n")
         out.flush()
 D.free()
 """
@@ -139,26 +138,14 @@ EXPECTED = {
 
 def _run(tmp_path, nprocs: int) -> dict[str, dict[int, tuple[str, str]]]:
     """Run the cases; ``{case: {rank: (exception type, message)}}``."""
-    prefix = str(tmp_path / "out")
-    seen: dict[str, dict[int, tuple[str, str]]] = {}
-
-    def read() -> None:
-        for rank in range(nprocs):
-            if os.path.exists(f"{prefix}.{rank}"):
-                with open(f"{prefix}.{rank}") as f:
-                    for line in f.read().splitlines():
-                        name, kind, msg = line.split("|", 2)
-                        seen.setdefault(name, {})[rank] = (kind, msg)
-
     try:
-        res = run_job(tmp_path, SCRIPT, n=nprocs, timeout=TIMEOUT, args=[prefix],
+        res = run_job(tmp_path, SCRIPT, n=nprocs, timeout=TIMEOUT, args=[str(tmp_path)],
                       name="agree.py")
     except subprocess.TimeoutExpired:
-        read()
+        seen = read_cases(tmp_path, nprocs)
         pytest.fail(f"the job hung (no result within {TIMEOUT} s); cases finished: {seen}")
     assert res.returncode == 0, res.stderr[-3000:]
-    read()
-    return seen
+    return read_cases(tmp_path, nprocs)
 
 
 @pytest.mark.parametrize("nprocs", [2, 3, 4])

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import run_job  # noqa: E402
+from mpi_subprocess import read_cases, run_job  # noqa: E402
 
 import tensorpar as tp  # noqa: E402
 from tensorpar.distributed import DistTensor, DistTTTensor, ProcessGrid  # noqa: E402
@@ -112,8 +112,8 @@ def test_differing_bounds_raise_on_every_rank(tmp_path, serial_only, n):
     expected = {"round": ("ValueError", "argument 'max_rank' differs"),
                 "svd": ("ValueError", "argument 'max_rank' differs"),
                 "round_bad_one_rank": ("ValueError", "max_rank[1] must be >= 1")}
+    seen = read_cases(tmp_path, n)
     for r in range(n):
-        lines = (tmp_path / f"rank{r}.txt").read_text().splitlines()
-        got = {ln.split("|")[1]: ln.split("|", 3)[2:] for ln in lines}
         for name, (kind, text) in expected.items():
-            assert got[name][0] == kind and text in got[name][1], (r, name, got[name])
+            got = seen[name][r]
+            assert got[0] == kind and text in got[1], (r, name, got)
