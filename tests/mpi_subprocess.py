@@ -95,3 +95,14 @@ def read_cases(folder: Path, n: int) -> dict[str, dict[int, tuple[str, str]]]:
                 _, name, kind, msg = line.split("|", 3)
                 seen.setdefault(name, {})[rank] = (kind, msg)
     return seen
+
+
+def assert_cases(seen: dict[str, dict[int, tuple[str, str]]],
+                 expected: dict[str, tuple[str, str]], n: int) -> None:
+    """Assert that every case of ``expected`` (and no other) was reported by all ``n`` ranks,
+    each with the expected kind and a message containing the expected text."""
+    assert set(seen) == set(expected), (sorted(seen), sorted(expected))
+    for name, (kind, text) in expected.items():
+        assert sorted(seen[name]) == list(range(n)), (name, seen[name])
+        for rank, (got_kind, msg) in seen[name].items():
+            assert got_kind == kind and text in msg, (name, rank, got_kind, msg)

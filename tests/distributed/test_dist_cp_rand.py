@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import read_cases, run_job  # noqa: E402
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 import tensorpar  # noqa: E402
 from tensorpar import random_cp  # noqa: E402
@@ -136,8 +136,5 @@ def test_disagreeing_arguments_raise_on_every_rank(tmp_path, serial_only, n):
                 "bad_sampling_one_rank": "sampling must be one of",
                 "seed_differs": "argument 'seed' differs",
                 "n_fit_samples_differs": "argument 'n_fit_samples' differs"}
-    seen = read_cases(tmp_path, n)
-    for r in range(n):
-        for name, text in expected.items():
-            got = seen[name][r]
-            assert got[0] == "ValueError" and text in got[1], (r, name, got)
+    assert_cases(read_cases(tmp_path, n),
+                 {name: ("ValueError", text) for name, text in expected.items()}, n)

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import read_cases, run_job  # noqa: E402
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -146,9 +146,4 @@ EXPECTED = {
 def test_ranks_agree_on_arguments_before_moving_data(tmp_path, serial_only, n):
     res = run_job(tmp_path, AGREEMENT_JOB, n=n, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr[-3000:]
-    seen = read_cases(tmp_path, n)
-    assert set(seen) == set(EXPECTED)
-    for name, (kind, text) in EXPECTED.items():
-        assert sorted(seen[name]) == list(range(n)), name
-        for rank, (got_kind, msg) in seen[name].items():
-            assert got_kind == kind and text in msg, (name, rank, got_kind, msg)
+    assert_cases(read_cases(tmp_path, n), EXPECTED, n)

@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import read_cases, run_job  # noqa: E402
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -150,12 +150,4 @@ def _run(tmp_path, nprocs: int) -> dict[str, dict[int, tuple[str, str]]]:
 
 @pytest.mark.parametrize("nprocs", [2, 3, 4])
 def test_every_rank_raises_the_same_error_naming_the_argument(tmp_path, serial_only, nprocs):
-    seen = _run(tmp_path, nprocs)
-    assert set(seen) == set(EXPECTED)
-    for name, (kind, text) in EXPECTED.items():
-        per_rank = seen[name]
-        assert sorted(per_rank) == list(range(nprocs)), name
-        kinds = {k for k, _ in per_rank.values()}
-        assert kinds == {kind}, (name, per_rank)
-        for _, msg in per_rank.values():
-            assert text in msg, (name, msg)
+    assert_cases(_run(tmp_path, nprocs), EXPECTED, nprocs)

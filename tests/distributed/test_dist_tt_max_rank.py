@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from mpi_subprocess import read_cases, run_job  # noqa: E402
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 import tensorpar as tp  # noqa: E402
 from tensorpar.distributed import DistTensor, DistTTTensor, ProcessGrid  # noqa: E402
@@ -112,8 +112,4 @@ def test_differing_bounds_raise_on_every_rank(tmp_path, serial_only, n):
     expected = {"round": ("ValueError", "argument 'max_rank' differs"),
                 "svd": ("ValueError", "argument 'max_rank' differs"),
                 "round_bad_one_rank": ("ValueError", "max_rank[1] must be >= 1")}
-    seen = read_cases(tmp_path, n)
-    for r in range(n):
-        for name, (kind, text) in expected.items():
-            got = seen[name][r]
-            assert got[0] == kind and text in got[1], (r, name, got)
+    assert_cases(read_cases(tmp_path, n), expected, n)
