@@ -1,4 +1,4 @@
-"""Shared fixtures: ``xp`` (the array module), ``serial_only``, and the MPI pass-flag reduction.
+"""Shared fixtures (``xp``, ``comm``, ``shared_dir``, ``serial_only``) and the MPI pass-flag reduction.
 
 Tests marked ``mpi`` run under ``mpiexec -n 2, 3, 4`` as well as serially.
 For them, every rank's outcome is reduced over ``COMM_WORLD`` before pytest
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -61,6 +63,16 @@ def comm():
     if not HAS_MPI:
         pytest.skip("mpi4py is not installed (pip install 'tensorpar[mpi]')")
     return _world()
+
+
+@pytest.fixture
+def shared_dir(comm):
+    """One temporary directory, the same on every rank; removed after the test."""
+    path = comm.bcast(tempfile.mkdtemp(prefix="tp_shared_") if comm.rank == 0 else None)
+    yield path
+    comm.Barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
