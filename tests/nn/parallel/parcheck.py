@@ -23,3 +23,13 @@ def assert_close(a: Any, b: Any, tol: float = TOL, err_msg: str = "") -> None:
     a, b = to_numpy(a), to_numpy(b)
     np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())),
                                equal_nan=False, err_msg=err_msg)
+
+
+def assert_gathered_close(layer: Any, ref: Any, bias: bool) -> None:
+    """Assert that a layer with ``gathered()`` (RotatedLinear, SummaLinear) holds the serial
+    ``ref``'s weight, and after the same backward passes its weight (and bias) gradients."""
+    full = layer.gathered(grad=True)
+    assert_close(full["weight"], ref.weight.grad)
+    if bias:
+        assert_close(full["bias"], ref.bias.grad)
+    assert_close(layer.gathered()["weight"], ref.weight.data)

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from mpi_subprocess import run_job  # noqa: E402
-from parcheck import assert_close  # noqa: E402
+from parcheck import assert_close, assert_gathered_close  # noqa: E402
 
 from tensorpar.distributed.comm import allgatherv, count_traffic  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
@@ -38,11 +38,7 @@ def test_rotated_equals_serial(comm, bias, xp):
             ref.backward(gs[q])
     assert_close(y, y_ref)
     assert_close(dx, dx_ref)
-    full = lin.gathered(grad=True)
-    assert_close(full["weight"], ref.weight.grad)
-    if bias:
-        assert_close(full["bias"], ref.bias.grad)
-    assert_close(lin.gathered()["weight"], ref.weight.data)
+    assert_gathered_close(lin, ref, bias)
 
 
 def test_rotated_traffic_is_the_formula(comm):

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("mpi4py")
 
 from mpi_subprocess import run_job  # noqa: E402
-from parcheck import assert_close  # noqa: E402
+from parcheck import assert_close, assert_gathered_close  # noqa: E402
 
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
@@ -44,11 +44,7 @@ def test_summa_equals_serial(grid, bias, xp):
     dx = lin.backward(lin.input_block(g, fout))
     assert_close(y, lin.input_block(y_ref, fout))
     assert_close(dx, lin.input_block(dx_ref))
-    full = lin.gathered(grad=True)
-    assert_close(full["weight"], ref.weight.grad)
-    if bias:
-        assert_close(full["bias"], ref.bias.grad)
-    assert_close(lin.gathered()["weight"], ref.weight.data)
+    assert_gathered_close(lin, ref, bias)
 
 
 def test_summa_traffic_is_the_formula(grid):
