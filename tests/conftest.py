@@ -1,4 +1,4 @@
-"""Shared fixtures: the ``xp`` array-module fixture and the MPI pass-flag reduction.
+"""Shared fixtures (``xp``, ``comm``, ``shared_dir``, ``serial_only``) and the MPI pass-flag reduction.
 
 Tests marked ``mpi`` run under ``mpiexec -n 2, 3, 4`` as well as serially.
 For them, every rank's outcome is reduced over ``COMM_WORLD`` before pytest
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
+from mpi_subprocess import mpiexec
 
 HAS_MPI = importlib.util.find_spec("mpi4py") is not None
 
@@ -60,6 +63,29 @@ def comm():
     if not HAS_MPI:
         pytest.skip("mpi4py is not installed (pip install 'tensorpar[mpi]')")
     return _world()
+
+
+@pytest.fixture
+def shared_dir(comm):
+    """One temporary directory, the same on every rank; removed after the test."""
+    path = comm.bcast(tempfile.mkdtemp(prefix="tp_shared_") if comm.rank == 0 else None)
+    yield path
+    comm.Barrier()
+    if comm.rank == 0:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def serial_only(comm):
+    """Skip unless this is the serial pass and an ``mpiexec`` can start child jobs.
+
+    For tests that run a job of their own through ``mpi_subprocess``: nested
+    ``mpiexec`` launches are not portable.
+    """
+    if comm.size > 1:
+        pytest.skip("starts its own mpiexec; runs in the serial pass")
+    if mpiexec() is None:
+        pytest.skip("mpiexec not found")
 
 
 @pytest.hookimpl(trylast=True)

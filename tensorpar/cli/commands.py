@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .data import InputError, check_finite_blocks, open_distributed, open_serial, parse_input
+from .data import (
+    InputError,
+    check_finite_blocks,
+    check_finite_distributed,
+    open_distributed,
+    open_serial,
+    parse_input,
+)
 
 __all__ = ["Progress", "run_cp", "run_tt", "run_info", "run_bench", "find_benchmarks",
            "describe_file"]
@@ -83,8 +90,7 @@ def _cp_distributed(args: argparse.Namespace, spec: Any, comm: Any,
         raise InputError("--init svd needs the whole tensor on one process; under mpiexec with "
                          "more than one process use --init random")
     X = open_distributed(spec, comm)
-    dist.check_all(X.grid.cart, bool(np.isfinite(X.local).all()),
-                   f"{spec}: the data contains NaN or infinite values", InputError)
+    check_finite_distributed(X, spec)
     # the distributed driver is being renamed dist_cp_als; accept either name
     dist_cp_als = getattr(dist, "dist_cp_als", None) or dist.cp_als
     cp, result = dist_cp_als(X, args.rank, init=args.init, seed=args.seed,
@@ -165,8 +171,7 @@ def run_tt(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
         from .. import distributed as dist
 
         DX = open_distributed(spec, comm)
-        dist.check_all(DX.grid.cart, bool(np.isfinite(DX.local).all()),
-                       f"{spec}: the data contains NaN or infinite values", InputError)
+        check_finite_distributed(DX, spec)
         tt = dist.dist_tt_svd(DX, eps=args.eps, max_rank=args.max_rank).gather()
         shape, dtype = DX.shape, DX.dtype
     seconds = time.perf_counter() - t0

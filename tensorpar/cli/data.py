@@ -22,7 +22,7 @@ import numpy as np
 from .._backend import require
 
 __all__ = ["InputError", "InputSpec", "parse_input", "open_serial", "open_distributed",
-           "check_finite_blocks", "ACCEPTED_KINDS"]
+           "check_finite_blocks", "check_finite_distributed", "ACCEPTED_KINDS"]
 
 #: dtype kinds accepted: floating point, and integers (converted to float64).
 ACCEPTED_KINDS = "fiu"
@@ -156,6 +156,28 @@ def check_finite_blocks(X: Any, spec: InputSpec, block_entries: int = 1 << 22) -
     for start in range(0, X.shape[0], step):
         if not np.isfinite(X[start:start + step]).all():
             raise InputError(f"{spec}: the data contains NaN or infinite values")
+
+
+def check_finite_distributed(X: Any, spec: InputSpec) -> None:
+    """Raise InputError on every rank when any rank's block of ``X`` holds NaN or infinity.
+
+    The distributed twin of :func:`check_finite_blocks` (collective: one
+    small message, so one rank's bad block cannot leave the others waiting).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar.distributed import DistTensor
+    >>> X = DistTensor.scatter(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    >>> check_finite_distributed(X, InputSpec("x.npy"))
+    Traceback (most recent call last):
+    ...
+    tensorpar.cli.data.InputError: x.npy: the data contains NaN or infinite values
+    """
+    from ..distributed import check_all
+
+    check_all(X.grid.cart, bool(np.isfinite(X.local).all()),
+              f"{spec}: the data contains NaN or infinite values", InputError)
 
 
 def open_distributed(spec: InputSpec, comm: Any) -> Any:

@@ -32,7 +32,8 @@ from typing import Any
 from .._backend import get_array_module
 from .._typing import Array
 from .checks import cached, check_grad
-from .rnn_base import RNNBase, sigmoid
+from .rnn_base import RNNBase
+from .rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 
 __all__ = ["GRU", "LSTM"]
 
@@ -87,20 +88,14 @@ class GRU(RNNBase):
             hs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
             if states is not None:
                 hs[0] = states[0][k]
-            gates = xp.empty((T, B, 3, H), dtype=seq.dtype)
-            hn = xp.empty((T, B, H), dtype=seq.dtype)
+            saved = xp.empty((T, B, 4, H), dtype=seq.dtype)   # r, z, n, W_hn h + b_hn
             for t in range(T):
                 hh = hs[t] @ Whh.T
                 if bhh is not None:
                     hh += bhh.data
-                a = xw[t]
-                r = sigmoid(a[:, :H] + hh[:, :H])
-                z = sigmoid(a[:, H:2 * H] + hh[:, H:2 * H])
-                n = xp.tanh(a[:, 2 * H:] + r * hh[:, 2 * H:])
-                hs[t + 1] = (1 - z) * n + z * hs[t]
-                gates[t, :, 0], gates[t, :, 1], gates[t, :, 2] = r, z, n
-                hn[t] = hh[:, 2 * H:]
-            layers.append({"inp": inp, "hs": hs, "gates": gates, "hn": hn})
+                hs[t + 1], saved[t] = gru_cell_forward(xw[t].reshape(B, 3, H),
+                                                       hh.reshape(B, 3, H), hs[t])
+            layers.append({"inp": inp, "hs": hs, "saved": saved})
             inp = hs[1:]
             last.append(hs[T])
         self.cache = {"layers": layers, "has_hx": states is not None, "out_shape": tuple(x.shape[:-1]),
@@ -120,20 +115,16 @@ class GRU(RNNBase):
         dh0 = []
         for k in range(self.num_layers - 1, -1, -1):
             lay = c["layers"][k]
-            hs, gates, hn = lay["hs"], lay["gates"], lay["hn"]
+            hs, saved = lay["hs"], lay["saved"]
             Whh = self._parameters[f"weight_hh_l{k}"].data
             dh = xp.zeros((B, H), like.dtype) if grad_h_n is None else grad_h_n[k].copy()
             dxw = xp.empty((T, B, 3 * H), like.dtype)
             dhh = xp.empty((T, B, 3 * H), like.dtype)
             for t in range(T - 1, -1, -1):
                 dh = dh + dout[t]
-                r, z, n = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2]
-                dan = dh * (1 - z) * (1 - n * n)
-                dar = dan * hn[t] * r * (1 - r)
-                daz = dh * (hs[t] - n) * z * (1 - z)
-                dxw[t, :, :H], dxw[t, :, H:2 * H], dxw[t, :, 2 * H:] = dar, daz, dan
-                dhh[t, :, :H], dhh[t, :, H:2 * H], dhh[t, :, 2 * H:] = dar, daz, dan * r
-                dh = dh * z + dhh[t] @ Whh
+                da, dh_hh, dh_direct = gru_cell_backward(dh, saved[t], hs[t])
+                dxw[t], dhh[t] = da.reshape(B, 3 * H), dh_hh.reshape(B, 3 * H)
+                dh = dh_direct + dhh[t] @ Whh
             self._hidden_backward(k, dhh, hs[:-1])
             dh0.append(dh)
             dout = self._input_map_backward(k, lay["inp"], dxw)
@@ -181,26 +172,20 @@ class LSTM(RNNBase):
             xw = self._input_map(k, inp)
             Whh, bhh = self._parameters[f"weight_hh_l{k}"].data, self._param("bias_hh", k)
             hs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
-            cs = xp.zeros((T + 1, B, H), dtype=seq.dtype)
+            c = xp.zeros((B, H), dtype=seq.dtype) if states is None else states[1][k]
             if states is not None:
-                hs[0], cs[0] = states[0][k], states[1][k]
-            gates = xp.empty((T, B, 4, H), dtype=seq.dtype)
-            tc = xp.empty((T, B, H), dtype=seq.dtype)
+                hs[0] = states[0][k]
+            saved = xp.empty((T, B, 6, H), dtype=seq.dtype)   # i, f, g, o, tanh(c'), c
             for t in range(T):
-                a = xw[t] + hs[t] @ Whh.T
+                hh = hs[t] @ Whh.T
                 if bhh is not None:
-                    a += bhh.data
-                a = a.reshape(B, 4, H)
-                gates[t] = sigmoid(a)
-                gates[t, :, 2] = xp.tanh(a[:, 2])
-                i, f, g, o = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2], gates[t, :, 3]
-                cs[t + 1] = f * cs[t] + i * g
-                tc[t] = xp.tanh(cs[t + 1])
-                hs[t + 1] = o * tc[t]
-            layers.append({"inp": inp, "hs": hs, "cs": cs, "gates": gates, "tc": tc})
+                    hh += bhh.data
+                hs[t + 1], c, saved[t] = lstm_cell_forward(xw[t].reshape(B, 4, H),
+                                                           hh.reshape(B, 4, H), c)
+            layers.append({"inp": inp, "hs": hs, "saved": saved})
             inp = hs[1:]
             last_h.append(hs[T])
-            last_c.append(cs[T])
+            last_c.append(c)
         self.cache = {"layers": layers, "has_hx": states is not None, "out_shape": tuple(x.shape[:-1]),
                       "saved": [a for lay in layers for a in lay.values()]}
         return self._output(inp), (xp.stack(last_h), xp.stack(last_c))
@@ -220,20 +205,15 @@ class LSTM(RNNBase):
         dh0, dc0 = [], []
         for k in range(self.num_layers - 1, -1, -1):
             lay = c["layers"][k]
-            hs, cs, gates, tc = lay["hs"], lay["cs"], lay["gates"], lay["tc"]
+            hs, saved = lay["hs"], lay["saved"]
             Whh = self._parameters[f"weight_hh_l{k}"].data
             dh = xp.zeros((B, H), like.dtype) if grad_h_n is None else grad_h_n[k].copy()
             dc = xp.zeros((B, H), like.dtype) if grad_c_n is None else grad_c_n[k].copy()
             da = xp.empty((T, B, 4 * H), like.dtype)
             for t in range(T - 1, -1, -1):
                 dh = dh + dout[t]
-                i, f, g, o = gates[t, :, 0], gates[t, :, 1], gates[t, :, 2], gates[t, :, 3]
-                dc = dc + dh * o * (1 - tc[t] * tc[t])
-                da[t, :, :H] = dc * g * i * (1 - i)
-                da[t, :, H:2 * H] = dc * cs[t] * f * (1 - f)
-                da[t, :, 2 * H:3 * H] = dc * i * (1 - g * g)
-                da[t, :, 3 * H:] = dh * tc[t] * o * (1 - o)
-                dc = dc * f
+                da_t, dc = lstm_cell_backward(dh, dc, saved[t])
+                da[t] = da_t.reshape(B, 4 * H)
                 dh = da[t] @ Whh
             self._hidden_backward(k, da, hs[:-1])
             dh0.append(dh)

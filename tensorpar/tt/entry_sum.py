@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_array_module
-from .tensor import TTTensor
+from .tensor import TTTensor, check_tt
 
 __all__ = ["tt_entry_sum", "tt_entry_mean", "scaled_entry_sum", "ldexp_scalar"]
 
@@ -129,12 +129,6 @@ def ldexp_scalar(mantissa: Any, exponent: int) -> float | complex:
         return float(np.ldexp(mantissa, exponent))
 
 
-def _check(x: Any) -> TTTensor:
-    if not isinstance(x, TTTensor):
-        raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
-    return x
-
-
 def tt_entry_sum(x: TTTensor) -> float | complex:
     """Sum of all entries of a tensor train (teneva's ``sum``).
 
@@ -155,7 +149,7 @@ def tt_entry_sum(x: TTTensor) -> float | complex:
     >>> tt_entry_sum(2.0**1000 * x) == 2.0**1000 * tt_entry_sum(x)   # bit for bit
     True
     """
-    return ldexp_scalar(*scaled_entry_sum(_check(x).cores))
+    return ldexp_scalar(*scaled_entry_sum(check_tt(x).cores))
 
 
 def tt_entry_mean(x: TTTensor) -> float | complex:
@@ -174,4 +168,4 @@ def tt_entry_mean(x: TTTensor) -> float | complex:
     >>> tt_entry_mean(x), tt_entry_sum(x)
     (1.0, inf)
     """
-    return ldexp_scalar(*scaled_entry_sum(_check(x).cores, mean=True))
+    return ldexp_scalar(*scaled_entry_sum(check_tt(x).cores, mean=True))

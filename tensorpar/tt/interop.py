@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._backend import require, to_numpy
-from .tensor import TTTensor
+from .tensor import TTTensor, check_tt
 
 __all__ = ["tt_from_tensorly", "tt_to_tensorly", "tt_from_teneva", "tt_to_teneva"]
 
@@ -64,8 +64,7 @@ def tt_to_tensorly(tt: TTTensor) -> Any:
     >>> bool(np.allclose(tl.tt_to_tensor(tt_to_tensorly(x)), x.to_dense()))
     True
     """
-    if not isinstance(tt, TTTensor):
-        raise TypeError(f"tt must be a TTTensor, got {type(tt).__name__}")
+    check_tt(tt, "tt")
     tl_tt = require("tensorly.tt_tensor", "conversion to tensorly")
     return tl_tt.TTTensor([np.array(to_numpy(c)) for c in tt.cores])
 
@@ -94,6 +93,5 @@ def tt_to_teneva(tt: TTTensor) -> list[np.ndarray]:
     >>> [c.shape for c in tt_to_teneva(random_tt((3, 4), 2, seed=0))]
     [(1, 3, 2), (2, 4, 1)]
     """
-    if not isinstance(tt, TTTensor):
-        raise TypeError(f"tt must be a TTTensor, got {type(tt).__name__}")
+    check_tt(tt, "tt")
     return [np.array(to_numpy(c)) for c in tt.cores]

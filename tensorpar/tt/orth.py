@@ -30,7 +30,7 @@ from .._backend import get_array_module
 from .._linalg import gram_cholesky, matmul, norm, orth, orth_rows, truncated_svd
 from .._typing import Array, Direction
 from .scale import normalize_cores
-from .tensor import TTTensor
+from .tensor import TTTensor, check_tt
 
 __all__ = ["tt_orthogonalize", "tt_orthonormalize", "qr_left", "lq_right",
            "absorb_left", "absorb_right", "apply_log_scale", "zero_train", "truncate_sweep",
@@ -189,8 +189,7 @@ def tt_orthonormalize(x: TTTensor, direction: Direction = "left") -> tuple[TTTen
     >>> bool(np.isclose(np.exp(log_norm), np.linalg.norm(x.to_dense())))
     True
     """
-    if not isinstance(x, TTTensor):
-        raise TypeError(f"x must be a TTTensor, got {type(x).__name__}")
+    check_tt(x)
     if direction not in ("left", "right"):
         raise ValueError(f"direction must be 'left' or 'right', got {direction!r}")
     cores, e2 = normalize_cores(x.cores)

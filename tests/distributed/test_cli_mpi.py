@@ -8,14 +8,13 @@ tests skip, as in test_dist_failure.py.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import run_python  # noqa: E402
 
 import tensorpar as tp  # noqa: E402
 
@@ -24,26 +23,8 @@ pytestmark = pytest.mark.mpi
 TIMEOUT = 180
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
-def _run(n: int, *args: str, cwd) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, "-m", "tensorpar", *args],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=cwd)
+def _run(n: int, *args: str, cwd):
+    return run_python(["-m", "tensorpar", *args], n=n, timeout=TIMEOUT, cwd=cwd)
 
 
 @pytest.fixture

@@ -12,15 +12,12 @@ test_dist_failure.py); under mpiexec these tests skip.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -70,29 +67,9 @@ JOB = """
 """
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_every_rank_raises_the_same_error_and_nobody_hangs(tmp_path, serial_only, n):
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(JOB))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    res = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script), str(tmp_path)],
-                         capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    res = run_job(tmp_path, JOB, n=n, timeout=TIMEOUT, args=[str(tmp_path)])
     assert res.returncode == 0, res.stderr[-3000:]
     seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(n)]
     last = n - 1

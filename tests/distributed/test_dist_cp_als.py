@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -31,15 +29,6 @@ def _noisy(shape, seed=0, nonnegative=False):
 
 def _dist(X, comm, grid=None):
     return DistTensor.scatter(X if comm.rank == 0 else None, grid=grid, comm=comm)
-
-
-@pytest.fixture
-def shared_dir(comm):
-    path = comm.bcast(tempfile.mkdtemp(prefix="tp_cpals_") if comm.rank == 0 else None)
-    yield path
-    comm.Barrier()
-    if comm.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("shape,nonnegative", [((9, 7, 8), False), ((9, 7, 8), True),

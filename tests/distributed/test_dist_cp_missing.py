@@ -4,8 +4,6 @@ extrapolation) equals the serial cp_als; the mask in every accepted form; resume
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -66,15 +64,6 @@ def test_mask_forms_and_nan(comm):
         fits.append(dist_cp_als(Tn, R, missing="nan", **kw)[1].fits)
     for f in fits:
         np.testing.assert_allclose(f, ref.fits, rtol=0, atol=1e-10)
-
-
-@pytest.fixture
-def shared_dir(comm):
-    path = comm.bcast(tempfile.mkdtemp(prefix="tp_cpvar_") if comm.rank == 0 else None)
-    yield path
-    comm.Barrier()
-    if comm.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("kw", [dict(mask=True), dict(linesearch=True, l2_reg=0.1),

@@ -3,16 +3,12 @@ traffic per iteration, callback, and arguments agreed before data moves."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 import tensorpar  # noqa: E402
 from tensorpar import random_cp  # noqa: E402
@@ -132,32 +128,13 @@ with open(f"{OUT}/rank{comm.rank}.txt", "w") as fh:
 """
 
 
-def _mpiexec():
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
 @pytest.mark.parametrize("n", [2, 3])
-def test_disagreeing_arguments_raise_on_every_rank(tmp_path, comm, n):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-    script = tmp_path / "job.py"
-    script.write_text(f"OUT = {str(tmp_path)!r}\n" + textwrap.dedent(JOB))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env["NUMBA_NUM_THREADS"] = "1"
-    res = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script)],
-                         capture_output=True, text=True, timeout=TIMEOUT, env=env)
+def test_disagreeing_arguments_raise_on_every_rank(tmp_path, serial_only, n):
+    res = run_job(tmp_path, f"OUT = {str(tmp_path)!r}\n" + JOB, n=n, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr[-3000:]
     expected = {"n_samples_one_rank": "argument 'n_samples' differs",
                 "bad_sampling_one_rank": "sampling must be one of",
                 "seed_differs": "argument 'seed' differs",
                 "n_fit_samples_differs": "argument 'n_fit_samples' differs"}
-    for r in range(n):
-        lines = (tmp_path / f"rank{r}.txt").read_text().splitlines()
-        got = {ln.split("|")[1]: ln.split("|", 3)[2:] for ln in lines}
-        for name, text in expected.items():
-            assert got[name][0] == "ValueError" and text in got[name][1], (r, name, got[name])
+    assert_cases(read_cases(tmp_path, n),
+                 {name: ("ValueError", text) for name, text in expected.items()}, n)

@@ -8,48 +8,19 @@ skip (nested mpiexec launches are not portable).
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
 TIMEOUT = 60
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-def _run(tmp_path, body: str, n: int = 2) -> subprocess.CompletedProcess:
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(body))
-    # Drop the variables of this (singleton) MPI process so the child job is independent.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env["NUMBA_NUM_THREADS"] = "1"
-    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script)],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
 def test_uncaught_exception_on_one_rank_aborts_the_job(tmp_path, serial_only):
-    res = _run(tmp_path, """
+    res = run_job(tmp_path, """
         import numpy as np
         from tensorpar.distributed import comm as C
         rank = C.resolve_comm().Get_rank()
@@ -57,7 +28,7 @@ def test_uncaught_exception_on_one_rank_aborts_the_job(tmp_path, serial_only):
             raise RuntimeError("boom on rank 1")
         C.allreduce(None, np.ones(3))   # rank 0 would wait here forever without the hook
         print("unreachable", flush=True)
-    """)
+    """, timeout=TIMEOUT)
     assert res.returncode != 0
     assert "RuntimeError: boom on rank 1" in res.stderr
     assert "uncaught RuntimeError on rank 1 of 2; aborting the MPI job" in res.stderr
@@ -65,7 +36,7 @@ def test_uncaught_exception_on_one_rank_aborts_the_job(tmp_path, serial_only):
 
 def test_uncaught_keyboard_interrupt_on_one_rank_aborts_the_job(tmp_path, serial_only):
     # e.g. Ctrl-C delivered to one process, or a callback raising KeyboardInterrupt
-    res = _run(tmp_path, """
+    res = run_job(tmp_path, """
         import numpy as np
         from tensorpar.distributed import comm as C
         rank = C.resolve_comm().Get_rank()   # the first distributed call installs the hook
@@ -73,14 +44,14 @@ def test_uncaught_keyboard_interrupt_on_one_rank_aborts_the_job(tmp_path, serial
             raise KeyboardInterrupt
         C.allreduce(None, np.ones(3))        # rank 0 would wait here forever without the hook
         print("unreachable", flush=True)
-    """)
+    """, timeout=TIMEOUT)
     assert res.returncode != 0
     assert "unreachable" not in res.stdout
     assert "uncaught KeyboardInterrupt on rank 1 of 2; aborting the MPI job" in res.stderr
 
 
 def test_bad_input_on_one_rank_raises_on_all(tmp_path, serial_only):
-    res = _run(tmp_path, """
+    res = run_job(tmp_path, """
         import numpy as np
         from tensorpar.distributed import check_all, comm as C
         comm = C.resolve_comm()
@@ -91,18 +62,18 @@ def test_bad_input_on_one_rank_raises_on_all(tmp_path, serial_only):
             print(f"rank {comm.rank} raised: {exc}", flush=True)
             comm.Barrier()   # every rank got here: nobody is stuck in the allreduce
             raise SystemExit(3)
-    """)
+    """, timeout=TIMEOUT)
     assert res.returncode != 0
     assert "rank 1 raised: rank 1 read a corrupt block" in res.stdout
     assert "rank 0 raised: rank(s) [1] of 2 failed: rank 1 read a corrupt block" in res.stdout
 
 
 def test_clean_job_exits_zero(tmp_path, serial_only):
-    res = _run(tmp_path, """
+    res = run_job(tmp_path, """
         import numpy as np
         from tensorpar.distributed import comm as C
         print(float(C.allreduce(None, np.ones(1))[0]), flush=True)
-    """)
+    """, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("2.0") == 2
 
@@ -126,10 +97,10 @@ AGREEMENT_JOB = """
     def case(name, fn):
         try:
             fn()
-            out.write(f"CASE|{name}|{rank}|none|\\n")
+            out.write(f"CASE|{name}|none|\\n")
         except Exception as exc:  # noqa: BLE001 - reported to the test
             msg = str(exc).replace("\\n", " ")
-            out.write(f"CASE|{name}|{rank}|{type(exc).__name__}|{msg}\\n")
+            out.write(f"CASE|{name}|{type(exc).__name__}|{msg}\\n")
         out.flush()
         comm.Barrier()   # every rank got here: nobody is stuck in a collective
 
@@ -173,16 +144,6 @@ EXPECTED = {
 
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_ranks_agree_on_arguments_before_moving_data(tmp_path, serial_only, n):
-    res = _run(tmp_path, AGREEMENT_JOB, n=n)
+    res = run_job(tmp_path, AGREEMENT_JOB, n=n, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr[-3000:]
-    seen: dict[str, dict[int, tuple[str, str]]] = {}
-    lines = [ln for r in range(n) for ln in (tmp_path / f"rank{r}.txt").read_text().splitlines()]
-    for line in lines:
-        if line.startswith("CASE|"):
-            _, name, rank, kind, msg = line.split("|", 4)
-            seen.setdefault(name, {})[int(rank)] = (kind, msg)
-    assert set(seen) == set(EXPECTED)
-    for name, (kind, text) in EXPECTED.items():
-        assert sorted(seen[name]) == list(range(n)), name
-        for rank, (got_kind, msg) in seen[name].items():
-            assert got_kind == kind and text in msg, (name, rank, got_kind, msg)
+    assert_cases(read_cases(tmp_path, n), EXPECTED, n)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -27,16 +25,6 @@ def _tensor(shape, seed=0):
 
 def _my_block(X, T):
     return X[tuple(slice(a, b) for a, b in T.bounds)]
-
-
-@pytest.fixture
-def shared_dir(comm):
-    """One temporary directory, the same on every rank."""
-    path = comm.bcast(tempfile.mkdtemp(prefix="tp_dist_") if comm.rank == 0 else None)
-    yield path
-    comm.Barrier()
-    if comm.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

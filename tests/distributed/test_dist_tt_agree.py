@@ -12,15 +12,13 @@ only from the serial pass (nested mpiexec launches are not portable).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-import textwrap
 
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -99,7 +97,7 @@ CASES = {
     "scale alpha": lambda: dist_tt_scale(X, 3.0 if odd else 2.0),
     "matvec operator": lambda: dist_ttm_matvec(A if not odd else np.eye(3), X),
 }
-with open(f"{sys.argv[1]}.{me}", "w") as out:  # one file per rank: no interleaving
+with open(f"{sys.argv[1]}/rank{me}.txt", "w") as out:  # one file per rank: no interleaving
     for name, case in CASES.items():
         try:
             case()
@@ -107,7 +105,7 @@ with open(f"{sys.argv[1]}.{me}", "w") as out:  # one file per rank: no interleav
         except Exception as exc:  # every rank reports what it raised
             outcome = f"{type(exc).__name__}|{exc}"
         comm.Barrier()   # reached by every rank: nobody is stuck in a collective
-        out.write(f"{name}|{outcome}".replace("\\n", " ") + "\\n")
+        out.write(f"CASE|{name}|{outcome}".replace("\\n", " ") + "\\n")
         out.flush()
 D.free()
 """
@@ -138,58 +136,18 @@ EXPECTED = {
 }
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
 def _run(tmp_path, nprocs: int) -> dict[str, dict[int, tuple[str, str]]]:
     """Run the cases; ``{case: {rank: (exception type, message)}}``."""
-    script = tmp_path / "agree.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    # Drop the variables of this (singleton) MPI process so the child job is independent.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    prefix = str(tmp_path / "out")
-    seen: dict[str, dict[int, tuple[str, str]]] = {}
-
-    def read() -> None:
-        for rank in range(nprocs):
-            if os.path.exists(f"{prefix}.{rank}"):
-                with open(f"{prefix}.{rank}") as f:
-                    for line in f.read().splitlines():
-                        name, kind, msg = line.split("|", 2)
-                        seen.setdefault(name, {})[rank] = (kind, msg)
-
     try:
-        res = subprocess.run([_mpiexec(), "-n", str(nprocs), sys.executable, str(script), prefix],
-                             capture_output=True, text=True, timeout=TIMEOUT, env=env)
+        res = run_job(tmp_path, SCRIPT, n=nprocs, timeout=TIMEOUT, args=[str(tmp_path)],
+                      name="agree.py")
     except subprocess.TimeoutExpired:
-        read()
+        seen = read_cases(tmp_path, nprocs)
         pytest.fail(f"the job hung (no result within {TIMEOUT} s); cases finished: {seen}")
     assert res.returncode == 0, res.stderr[-3000:]
-    read()
-    return seen
+    return read_cases(tmp_path, nprocs)
 
 
 @pytest.mark.parametrize("nprocs", [2, 3, 4])
 def test_every_rank_raises_the_same_error_naming_the_argument(tmp_path, serial_only, nprocs):
-    seen = _run(tmp_path, nprocs)
-    assert set(seen) == set(EXPECTED)
-    for name, (kind, text) in EXPECTED.items():
-        per_rank = seen[name]
-        assert sorted(per_rank) == list(range(nprocs)), name
-        kinds = {k for k, _ in per_rank.values()}
-        assert kinds == {kind}, (name, per_rank)
-        for _, msg in per_rank.values():
-            assert text in msg, (name, msg)
+    assert_cases(_run(tmp_path, nprocs), EXPECTED, nprocs)

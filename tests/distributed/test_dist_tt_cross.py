@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import run_job  # noqa: E402
 
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.distributed.tt.cross import dist_tt_cross  # noqa: E402
@@ -108,17 +104,9 @@ def test_f_failing_on_one_rank_raises_everywhere(comm):
     assert int(C.allreduce(comm, np.ones(1, dtype=np.int64))[0]) == comm.size
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-def test_failure_does_not_hang_in_a_fresh_job(tmp_path, comm):
+def test_failure_does_not_hang_in_a_fresh_job(tmp_path, serial_only):
     """mpiexec -n 3 in a subprocess with a timeout: an error in f on one rank must not hang."""
-    if comm.size > 1 or _mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial pass")
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent("""
+    res = run_job(tmp_path, """
         import numpy as np
         from tensorpar.distributed import comm as C
         from tensorpar.distributed.tt.cross import dist_tt_cross
@@ -131,12 +119,7 @@ def test_failure_does_not_hang_in_a_fresh_job(tmp_path, comm):
             dist_tt_cross(f, (6,) * 4, eps=1e-8, seed=0)
         except RuntimeError as exc:
             print(f"rank {comm.rank} raised: {exc}", flush=True)
-    """))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    res = subprocess.run([_mpiexec(), "-n", "3", sys.executable, str(script)],
-                         capture_output=True, text=True, timeout=120, env=env)
+    """, n=3, timeout=120)
     assert res.returncode == 0, res.stderr
     for r in range(3):
         assert f"rank {r} raised: boom (on rank 1 of 3)" in res.stdout

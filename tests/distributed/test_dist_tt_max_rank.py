@@ -3,16 +3,12 @@ every rank count, bounds agreed in their per-bond form, bad bounds raised on eve
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import assert_cases, read_cases, run_job  # noqa: E402
 
 import tensorpar as tp  # noqa: E402
 from tensorpar.distributed import DistTensor, DistTTTensor, ProcessGrid  # noqa: E402
@@ -109,31 +105,11 @@ with open(f"{OUT}/rank{comm.rank}.txt", "w") as fh:
 """
 
 
-def _mpiexec():
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
 @pytest.mark.parametrize("n", [2, 3])
-def test_differing_bounds_raise_on_every_rank(tmp_path, comm, n):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-    script = tmp_path / "job.py"
-    script.write_text(f"OUT = {str(tmp_path)!r}\n" + textwrap.dedent(JOB))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env["NUMBA_NUM_THREADS"] = "1"
-    res = subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script)],
-                         capture_output=True, text=True, timeout=90, env=env)
+def test_differing_bounds_raise_on_every_rank(tmp_path, serial_only, n):
+    res = run_job(tmp_path, f"OUT = {str(tmp_path)!r}\n" + JOB, n=n, timeout=90)
     assert res.returncode == 0, res.stderr[-3000:]
     expected = {"round": ("ValueError", "argument 'max_rank' differs"),
                 "svd": ("ValueError", "argument 'max_rank' differs"),
                 "round_bad_one_rank": ("ValueError", "max_rank[1] must be >= 1")}
-    for r in range(n):
-        lines = (tmp_path / f"rank{r}.txt").read_text().splitlines()
-        got = {ln.split("|")[1]: ln.split("|", 3)[2:] for ln in lines}
-        for name, (kind, text) in expected.items():
-            assert got[name][0] == kind and text in got[name][1], (r, name, got[name])
+    assert_cases(read_cases(tmp_path, n), expected, n)

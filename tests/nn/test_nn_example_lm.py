@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "transformer_lm.py"
+from mpi_subprocess import ROOT, run_python
+
+SCRIPT = ROOT / "examples" / "transformer_lm.py"
 
 
 def test_transformer_lm_quick_learns_above_chance():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SCRIPT.parents[1]), env.get("PYTHONPATH", "")])
-    env["OPENBLAS_NUM_THREADS"] = "1"
-    res = subprocess.run([sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True,
-                         timeout=180, env=env)
+    res = run_python([str(SCRIPT), "--quick"], timeout=180)
     assert res.returncode == 0, res.stderr
     epochs = re.findall(r"^epoch\s+\d+\s+loss ([\d.]+)\s+held-out exact match ([\d.]+)", res.stdout, re.M)
     assert len(epochs) == 3, res.stdout

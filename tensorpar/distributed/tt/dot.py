@@ -19,7 +19,7 @@ from ..._typing import Array
 from ...tt.inner import dot_from_chain, exp_or_inf, log_norm_from_chain, scaled_chain
 from ..comm import allreduce
 from .agreement import agree_checked
-from .tensor import DistTTTensor, check_dist_pair, check_dist_tt, describe, operand_comm
+from .tensor import DistTTTensor, agree_pair, check_dist_tt, describe, operand_comm
 
 __all__ = ["dist_tt_dot", "dist_tt_log_norm", "dist_tt_norm"]
 
@@ -59,8 +59,7 @@ def dist_tt_dot(x: DistTTTensor, y: DistTTTensor) -> float | complex:
     value: each contracts its slices and one ``Allreduce`` per core sums the
     ``r x r`` partial results.
     """
-    agree_checked(operand_comm(x, y), lambda: check_dist_pair(x, y),
-                  {"x": describe(x), "y": describe(y)})
+    agree_pair(x, y)
     return dot_from_chain(*_chain(x, y))
 
 

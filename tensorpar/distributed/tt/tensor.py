@@ -43,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
 __all__ = ["DistTTTensor", "dist_tt_add", "dist_tt_sub", "dist_tt_scale", "dist_tt_hadamard",
-           "check_modes", "check_dist_tt", "check_dist_pair", "describe", "operand_comm"]
+           "check_modes", "check_dist_tt", "check_dist_pair", "agree_pair", "describe",
+           "operand_comm"]
 
 
 def check_modes(shape: Sequence[int], size: int) -> None:
@@ -482,7 +483,19 @@ def check_dist_pair(x: Any, y: Any) -> None:
         raise ValueError("x and y live on different communicators")
 
 
-def _agree_pair(x: Any, y: Any) -> None:
+def agree_pair(x: Any, y: Any) -> None:
+    """Collective checks of two operands: :func:`check_dist_pair` on every rank, then agreement.
+
+    Every rank raises the same exception when the check fails on any rank or
+    the operands differ between ranks (one ``"meta"`` message, no data).
+
+    Examples
+    --------
+    >>> from tensorpar import random_tt
+    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, agree_pair
+    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
+    >>> agree_pair(x, x)   # passes silently
+    """
     agree_checked(operand_comm(x, y), lambda: check_dist_pair(x, y),
                   {"x": describe(x), "y": describe(y)})
 
@@ -510,7 +523,7 @@ def dist_tt_add(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
     (rank 0 holds mode slices 2 and 3 of ``x``, rank 1 2 and 2) and sends no
     array, only the small agreement on the operands.
     """
-    _agree_pair(x, y)
+    agree_pair(x, y)
     return _sum(x, y, [1.0, 1.0])
 
 
@@ -528,7 +541,7 @@ def dist_tt_sub(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
     Under ``mpiexec -n 2`` each rank subtracts its own slices; no array
     is sent, and the result stays split as the operands were.
     """
-    _agree_pair(x, y)
+    agree_pair(x, y)
     return _sum(x, y, [1.0, -1.0])
 
 
@@ -571,6 +584,6 @@ def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
     Under ``mpiexec -n 2`` each rank multiplies its own slices (ranks
     multiply: ``(1, 4, 1)`` on both); no array is sent.
     """
-    _agree_pair(x, y)
+    agree_pair(x, y)
     cores = [hadamard_core(a, b, engine) for a, b in zip(x.local_cores, y.local_cores)]
     return DistTTTensor.wrap(cores, x.shape, x.comm)

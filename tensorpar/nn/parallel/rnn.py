@@ -27,7 +27,7 @@ such as the TT-GRU, and this one for a hidden state too large for one rank.
 
 The cell equations are PyTorch's (those of :class:`~tensorpar.nn.GRU` and
 :class:`~tensorpar.nn.LSTM`), as cell functions over any block of units in
-:mod:`~tensorpar.nn.parallel.rnn_cells`.
+:mod:`~tensorpar.nn.rnn_cells`.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from ..checks import cached, check_grad, check_input
 from ..module import Module, Parameter
 from ..rnn import GRU, LSTM
 from ..rnn_base import RNNBase
+from ..rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 from .agreement import agree_on, agreed_build, check_serial, split_size
-from .rnn_cells import gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward
 from .sharding import ShardSpec, shard
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
+from parcheck import assert_close  # noqa: E402
+
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import Embedding, Linear, SoftmaxCrossEntropy  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
@@ -19,11 +21,6 @@ from tensorpar.nn.parallel import (  # noqa: E402
 from tensorpar.nn.parallel.mappings import local_slice  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-
-def close(a, b, tol=1e-12):
-    a, b = np.asarray(a), np.asarray(b)
-    np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 @pytest.mark.parametrize("sp", [False, True])
@@ -41,8 +38,8 @@ def test_vocab_parallel_embedding(comm, sp):
     with C.count_traffic() as c:
         y = par(idx)
         assert par.backward(cut(g)) is None
-    close(y, cut(y_ref))
-    close(gather_parameters(par, grads=True)["weight"], serial.weight.grad)
+    assert_close(y, cut(y_ref))
+    assert_close(gather_parameters(par, grads=True)["weight"], serial.weight.grad)
     assert memory_ledger(par).parameters * P == serial.parameter_bytes()
     if P > 1:
         want = {"Reduce_scatter_block": 1, "Allgatherv": 1} if sp else {"Allreduce": 1}
@@ -67,7 +64,7 @@ def test_vocab_parallel_cross_entropy_never_gathers_logits(comm, ignore_index):
         loss = par(local_slice(logits, comm, -1), target)
         g = par.backward()
     assert abs(loss - loss_ref) <= 1e-12 * abs(loss_ref)
-    close(g, local_slice(g_ref, comm, -1))
+    assert_close(g, local_slice(g_ref, comm, -1))
     if P > 1:  # N max values, then N sums of exponentials and N target logits
         assert c.calls["Allreduce"] == 2
         assert c.nbytes["Allreduce"] == 3 * target.size * 8
@@ -87,8 +84,8 @@ def test_column_parallel_head_with_vocab_parallel_loss(comm):
     loss = loss_fn(head(x), target)
     dx = head.backward(loss_fn.backward())
     assert abs(loss - loss_ref) <= 1e-12 * abs(loss_ref)
-    close(dx, dx_ref)
-    close(gather_parameters(head, grads=True)["weight"], serial.weight.grad)
+    assert_close(dx, dx_ref)
+    assert_close(gather_parameters(head, grads=True)["weight"], serial.weight.grad)
 
 
 def test_bad_targets_raise_everywhere(comm):

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from tensorpar._backend import to_numpy  # noqa: E402
+from parcheck import assert_close  # noqa: E402
+
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
@@ -19,14 +20,6 @@ from tensorpar.nn.parallel import (  # noqa: E402
 from tensorpar.nn.parallel.mappings import local_slice  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-TOL = 1e-12
-
-
-def close(a, b, tol=TOL):
-    a, b = to_numpy(a), to_numpy(b)
-    scale = max(1.0, float(np.abs(b).max()))
-    np.testing.assert_allclose(a, b, rtol=0, atol=tol * scale)
 
 
 def serial_run(layer, x, g):
@@ -47,10 +40,10 @@ def test_column_parallel_equals_serial(comm, gather_output, xp):
     with C.count_traffic() as c:
         y = col(x)
         dx = col.backward(g_local)
-    close(y, y_ref if gather_output else local_slice(y_ref, comm, -1))
-    close(dx, dx_ref)
+    assert_close(y, y_ref if gather_output else local_slice(y_ref, comm, -1))
+    assert_close(dx, dx_ref)
     for name, full in gather_parameters(col, grads=True).items():
-        close(full, grads[name])
+        assert_close(full, grads[name])
     if P > 1:
         assert c.nbytes["Allreduce"] == x.nbytes and c.calls["Allreduce"] == 1
         assert c.nbytes.get("Allgatherv", 0) == (y_ref.nbytes if gather_output else 0)
@@ -70,10 +63,10 @@ def test_row_parallel_equals_serial(comm, input_is_parallel, xp):
     with C.count_traffic() as c:
         y = row(x_in)
         dx = row.backward(g)
-    close(y, y_ref)
-    close(dx, local_slice(dx_ref, comm, -1) if input_is_parallel else dx_ref)
+    assert_close(y, y_ref)
+    assert_close(dx, local_slice(dx_ref, comm, -1) if input_is_parallel else dx_ref)
     for name, full in gather_parameters(row, grads=True).items():
-        close(full, grads[name])
+        assert_close(full, grads[name])
     if P > 1:
         assert c.calls["Allreduce"] == 1 and c.nbytes["Allreduce"] == y_ref.nbytes
         assert c.nbytes.get("Allgatherv", 0) == (0 if input_is_parallel else x.nbytes)
@@ -93,11 +86,11 @@ def test_sequence_parallel_column_then_row(comm, xp):
     with C.count_traffic() as c:
         y = row(col(local_slice(x, comm, 1)))
         dx = col.backward(row.backward(local_slice(g, comm, 1)))
-    close(y, local_slice(y_ref, comm, 1))
-    close(dx, local_slice(dx_ref, comm, 1))
+    assert_close(y, local_slice(y_ref, comm, 1))
+    assert_close(dx, local_slice(dx_ref, comm, 1))
     for lay, ser in ((col, s1), (row, s2)):
         for name, full in gather_parameters(lay, grads=True).items():
-            close(full, dict(ser.named_parameters())[name].grad)
+            assert_close(full, dict(ser.named_parameters())[name].grad)
     if P > 1:  # forward all-gather + reduce-scatter, backward the same: b s h elements each
         assert c.calls == {"Allgatherv": 2, "Reduce_scatter_block": 2, "meta": 4}
         assert c.nbytes["Allgatherv"] == 2 * x.nbytes
@@ -118,7 +111,7 @@ def test_float32_follows_the_serial_layer(comm):
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     y = col(x)
     assert y.dtype == np.float32
-    close(y, serial(x), tol=1e-6)
+    assert_close(y, serial(x), tol=1e-6)
     with pytest.raises(TypeError, match="dtype"):
         col(x.astype(np.float64))
 

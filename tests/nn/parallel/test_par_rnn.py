@@ -7,17 +7,13 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from tensorpar._backend import to_numpy  # noqa: E402
+from parcheck import assert_close  # noqa: E402
+
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import GRU, LSTM  # noqa: E402
 from tensorpar.nn.parallel import ParallelGRU, ParallelLSTM, gather_parameters, memory_ledger  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-
-def close(a, b, tol=1e-12):
-    a, b = to_numpy(a), to_numpy(b)
-    np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 @pytest.mark.parametrize("kind", ["GRU", "LSTM"])
@@ -37,15 +33,15 @@ def test_parallel_rnn_equals_serial(comm, kind, layers, batch_first, xp):
         out, state = par(x)
     with C.count_traffic() as bwd:
         dx = par.backward(g)
-    close(out, out_ref)
+    assert_close(out, out_ref)
     h_ref = state_ref if kind == "GRU" else state_ref[0]
-    close(state if kind == "GRU" else state[0], h_ref)
-    close(dx, dx_ref)
+    assert_close(state if kind == "GRU" else state[0], h_ref)
+    assert_close(dx, dx_ref)
     ref = dict(serial.named_parameters())
     grads = gather_parameters(par, grads=True)
     assert list(grads) == list(ref)
     for name, full in grads.items():
-        close(full, ref[name].grad)
+        assert_close(full, ref[name].grad)
     assert memory_ledger(par).parameters * P == serial.parameter_bytes()
     if P > 1:  # per layer: T all-gathers of B H forward; T - 1 reduce-scatters + 1 all-reduce back
         w = 8

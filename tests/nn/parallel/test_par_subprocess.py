@@ -11,16 +11,12 @@ Only the serial pass starts subprocesses; under mpiexec these tests skip
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+from mpi_subprocess import run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -90,35 +86,11 @@ DISAGREE = """
 """
 
 
-def _mpiexec() -> str | None:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
-
-
-def _run(tmp_path, body: str, *args: str, n: int = 2) -> subprocess.CompletedProcess:
-    script = tmp_path / "job.py"
-    script.write_text(textwrap.dedent(body))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "MPIR_", "HYDRA_", "MPICH_", "OMPI_"))}
-    env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), env.get("PYTHONPATH", "")])
-    env.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([_mpiexec(), "-n", str(n), sys.executable, str(script), *args],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=env)
-
-
-@pytest.fixture
-def serial_only(comm):
-    if comm.size > 1:
-        pytest.skip("starts its own mpiexec; runs in the serial pass")
-    if _mpiexec() is None:
-        pytest.skip("mpiexec not found")
-
-
 def test_data_parallel_tt_gru_training_equals_serial(tmp_path, serial_only):
     serial_out, par_out = tmp_path / "serial.npz", tmp_path / "par.npz"
-    res = _run(tmp_path, TRAIN, str(serial_out), n=1)
+    res = run_job(tmp_path, TRAIN, n=1, timeout=TIMEOUT, args=[str(serial_out)])
     assert res.returncode == 0, res.stderr
-    res = _run(tmp_path, TRAIN, str(par_out), "parallel", n=2)
+    res = run_job(tmp_path, TRAIN, n=2, timeout=TIMEOUT, args=[str(par_out), "parallel"])
     assert res.returncode == 0, res.stderr
     with np.load(serial_out) as a, np.load(par_out) as b:
         assert sorted(a.files) == sorted(b.files) and "gru.tt_ih_l0.cores.0" in a.files
@@ -127,7 +99,7 @@ def test_data_parallel_tt_gru_training_equals_serial(tmp_path, serial_only):
 
 
 def test_a_different_argument_on_one_rank_raises_on_every_rank(tmp_path, serial_only):
-    res = _run(tmp_path, DISAGREE)
+    res = run_job(tmp_path, DISAGREE, timeout=TIMEOUT)
     assert res.returncode == 0, res.stderr
     for r in (0, 1):
         assert f"rank {r} ValueError: argument 'out_features' differs across ranks " \

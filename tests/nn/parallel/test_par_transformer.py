@@ -12,6 +12,8 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
+from parcheck import assert_close  # noqa: E402
+
 from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
 from tensorpar.nn import Adam, FeedForward, MSELoss, MultiheadAttention, TransformerBlock  # noqa: E402
@@ -25,11 +27,6 @@ from tensorpar.nn.parallel import (  # noqa: E402
 from tensorpar.nn.parallel.mappings import local_slice  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-
-def close(a, b, tol=1e-12):
-    a, b = to_numpy(a), to_numpy(b)
-    np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(1.0, float(np.abs(b).max())))
 
 
 E = 12  # divisible by 1, 2, 3 and 4 ranks
@@ -58,13 +55,13 @@ def run(comm, kind, sp, xp=np):
         y = par(cut(x))
     with C.count_traffic() as bwd:
         dx = par.backward(cut(g))
-    close(y, cut(y_ref))
-    close(dx, cut(dx_ref))
+    assert_close(y, cut(y_ref))
+    assert_close(dx, cut(dx_ref))
     ref = dict(serial.named_parameters())
     grads = gather_parameters(par, grads=True)
     assert sorted(grads) == sorted(ref)
     for name, full in grads.items():
-        close(full, ref[name].grad)
+        assert_close(full, ref[name].grad)
     for name, full in gather_parameters(par).items():
         np.testing.assert_array_equal(full, to_numpy(ref[name].data))
     return x, fwd, bwd
@@ -124,11 +121,11 @@ def test_regather_keeps_one_pth_of_the_tokens(comm, xp):
     assert par.saved_bytes() * P == serial.saved_bytes()     # every kept activation: 1/P
     with C.count_traffic() as bwd:
         dx = par.backward(local_slice(g, comm, 1))
-    close(y, local_slice(y_ref, comm, 1))
-    close(dx, local_slice(dx_ref, comm, 1))
+    assert_close(y, local_slice(y_ref, comm, 1))
+    assert_close(dx, local_slice(dx_ref, comm, 1))
     ref = dict(serial.named_parameters())
     for name, full in gather_parameters(par, grads=True).items():
-        close(full, ref[name].grad)
+        assert_close(full, ref[name].grad)
     if P > 1:
         assert bwd.calls["Allgatherv"] == 4 and bwd.nbytes["Allgatherv"] == 4 * n
         assert bwd.calls["Reduce_scatter_block"] == 2
@@ -148,7 +145,7 @@ def test_block_gradients_accumulate_like_serial(comm):
         par.backward(local_slice(g, comm, 1))
     ref = dict(serial.named_parameters())
     for name, full in gather_parameters(par, grads=True).items():
-        close(full, ref[name].grad)
+        assert_close(full, ref[name].grad)
 
 
 @pytest.mark.parametrize("sp", [False, True])
@@ -173,7 +170,7 @@ def test_twenty_adam_steps_equal_serial_training(comm, sp):
         opt.step()
     ref = dict(serial.named_parameters())
     for name, full in gather_parameters(par).items():
-        close(full, ref[name].data, tol=1e-10)
+        assert_close(full, ref[name].data, tol=1e-10)
 
 
 def test_parameter_memory_is_one_pth(comm):

@@ -7,22 +7,15 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import mpiexec, run_job  # noqa: E402
+from mpi_subprocess import run_job  # noqa: E402
+from parcheck import assert_close, assert_gathered_close  # noqa: E402
 
-from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import allgatherv, count_traffic  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
 from tensorpar.nn.parallel import RotatedLinear, memory_ledger  # noqa: E402
 from tensorpar.nn.parallel.rotated import rotated_traffic  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-TOL = 1e-12
-
-
-def close(a, b):
-    a, b = to_numpy(a), to_numpy(b)
-    return np.max(np.abs(a - b)) <= TOL * max(1.0, float(np.max(np.abs(b))))
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -43,11 +36,9 @@ def test_rotated_equals_serial(comm, bias, xp):
         if q != r:
             ref(xs[q])
             ref.backward(gs[q])
-    assert close(y, y_ref) and close(dx, dx_ref)
-    full = lin.gathered(grad=True)
-    assert close(full["weight"], ref.weight.grad)
-    assert (not bias) or close(full["bias"], ref.bias.grad)
-    assert close(lin.gathered()["weight"], ref.weight.data)
+    assert_close(y, y_ref)
+    assert_close(dx, dx_ref)
+    assert_gathered_close(lin, ref, bias)
 
 
 def test_rotated_traffic_is_the_formula(comm):
@@ -91,9 +82,7 @@ def test_rotated_bad_input_on_one_rank_raises_everywhere(comm):
         lin(x)
 
 
-def test_rotated_disagreeing_seed_raises_on_every_rank(tmp_path, comm):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_rotated_disagreeing_seed_raises_on_every_rank(tmp_path, serial_only):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import RotatedLinear

@@ -9,22 +9,15 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import mpiexec, run_job  # noqa: E402
+from mpi_subprocess import run_job  # noqa: E402
+from parcheck import assert_close, assert_gathered_close  # noqa: E402
 
-from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
 from tensorpar.nn import Linear  # noqa: E402
 from tensorpar.nn.parallel import SummaLinear, memory_ledger, summa_grid  # noqa: E402
 from tensorpar.nn.parallel.summa import summa_traffic  # noqa: E402
 
 pytestmark = pytest.mark.mpi
-
-TOL = 1e-12
-
-
-def close(a, b):
-    a, b = to_numpy(a), to_numpy(b)
-    return np.max(np.abs(a - b)) <= TOL * max(1.0, float(np.max(np.abs(b))))
 
 
 @pytest.fixture
@@ -49,12 +42,9 @@ def test_summa_equals_serial(grid, bias, xp):
     lin = SummaLinear(fin, fout, bias, grid=grid, seed=5, xp=xp)
     y = lin(lin.input_block(x))
     dx = lin.backward(lin.input_block(g, fout))
-    assert close(y, lin.input_block(y_ref, fout))
-    assert close(dx, lin.input_block(dx_ref))
-    full = lin.gathered(grad=True)
-    assert close(full["weight"], ref.weight.grad)
-    assert (not bias) or close(full["bias"], ref.bias.grad)
-    assert close(lin.gathered()["weight"], ref.weight.data)
+    assert_close(y, lin.input_block(y_ref, fout))
+    assert_close(dx, lin.input_block(dx_ref))
+    assert_gathered_close(lin, ref, bias)
 
 
 def test_summa_traffic_is_the_formula(grid):
@@ -106,9 +96,7 @@ def test_summa_needs_a_square_count(comm):
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, comm, n):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, serial_only, n):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import SummaLinear
@@ -123,9 +111,7 @@ def test_summa_nonsquare_job_raises_on_every_rank(tmp_path, comm, n):
         assert f"rank {rank}: SUMMA needs a square number of ranks" in res.stdout, res.stdout
 
 
-def test_summa_disagreeing_features_raise_on_every_rank(tmp_path, comm):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_summa_disagreeing_features_raise_on_every_rank(tmp_path, serial_only):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import SummaLinear

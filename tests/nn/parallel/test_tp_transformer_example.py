@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import ROOT, mpiexec, run_job  # noqa: E402
+from mpi_subprocess import ROOT, run_job  # noqa: E402
 
 pytestmark = pytest.mark.mpi
 
@@ -17,9 +17,7 @@ SCRIPT = ROOT / "examples" / "tp_transformer.py"
 
 
 @pytest.mark.parametrize("layout, n", [("1d", 2), ("rotated", 2), ("tsp", 2), ("summa", 4)])
-def test_tp_transformer_quick_learns(tmp_path, comm, layout, n):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_tp_transformer_quick_learns(tmp_path, serial_only, layout, n):
     if layout == "1d" and importlib.util.find_spec("tensorpar.nn.parallel.transformer") is None:
         pytest.skip("the Megatron block (tensorpar.nn.parallel.transformer) is not in this tree")
     res = run_job(tmp_path, SCRIPT, n=n, timeout=300, args=["--quick", "--layout", layout])

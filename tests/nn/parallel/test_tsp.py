@@ -7,9 +7,9 @@ import pytest
 
 pytest.importorskip("mpi4py")
 
-from subjob import mpiexec, run_job  # noqa: E402
+from mpi_subprocess import run_job  # noqa: E402
+from parcheck import assert_close  # noqa: E402
 
-from tensorpar._backend import to_numpy  # noqa: E402
 from tensorpar.distributed.comm import count_traffic  # noqa: E402
 from tensorpar.nn import FeedForward, MultiheadAttention, TransformerBlock  # noqa: E402
 from tensorpar.nn.parallel import (  # noqa: E402
@@ -27,13 +27,6 @@ from tensorpar.nn.parallel.tsp import block_traffic, causal_work, tsp_traffic  #
 
 pytestmark = pytest.mark.mpi
 
-TOL = 1e-12
-
-
-def close(a, b):
-    a, b = to_numpy(a), to_numpy(b)
-    return np.max(np.abs(a - b)) <= TOL * max(1.0, float(np.max(np.abs(b))))
-
 
 def check_against_serial(comm, serial, par, x, g, causal):
     """Forward, input gradient and gathered parameter gradients of ``par`` equal ``serial``'s."""
@@ -41,13 +34,13 @@ def check_against_serial(comm, serial, par, x, g, causal):
     dx_ref = serial.backward(g)
     y = par(tsp_split(x, comm, causal))
     dx = par.backward(tsp_split(g, comm, causal))
-    assert close(tsp_gather(y, comm, causal), y_ref)
-    assert close(tsp_gather(dx, comm, causal), dx_ref)
+    assert_close(tsp_gather(y, comm, causal), y_ref)
+    assert_close(tsp_gather(dx, comm, causal), dx_ref)
     grads = gathered_state(par, grad=True)
     ref = dict(serial.named_parameters())
     assert set(grads) == set(ref)
     for name, gr in grads.items():
-        assert close(gr, ref[name].grad), name
+        assert_close(gr, ref[name].grad, err_msg=name)
 
 
 def test_positions_partition_the_sequence(comm):
@@ -156,9 +149,7 @@ def test_tsp_bad_input_on_one_rank_raises_everywhere(comm):
         attn(x)
 
 
-def test_tsp_disagreeing_causal_raises_on_every_rank(tmp_path, comm):
-    if comm.Get_size() > 1 or mpiexec() is None:
-        pytest.skip("starts its own mpiexec from the serial run")
+def test_tsp_disagreeing_causal_raises_on_every_rank(tmp_path, serial_only):
     res = run_job(tmp_path, """
         from tensorpar.distributed.comm import resolve_comm
         from tensorpar.nn.parallel import TSPAttention

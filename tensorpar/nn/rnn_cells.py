@@ -1,16 +1,17 @@
 """GRU and LSTM cells over a block of hidden units, forward and backward side by side.
 
-The equations are PyTorch's (those of :class:`~tensorpar.nn.GRU` and
-:class:`~tensorpar.nn.LSTM`); each function works on any block of ``U``
-units of every gate, which is what a rank of the tensor-parallel RNNs
-(:mod:`tensorpar.nn.parallel.rnn`) owns. Gate arrays are ``(B, G, U)``.
+The equations are PyTorch's; this is their one implementation. Each
+function works on any block of ``U`` units of every gate: all ``H`` of them
+in the serial :class:`~tensorpar.nn.GRU` and :class:`~tensorpar.nn.LSTM`,
+a rank's block in the tensor-parallel RNNs (:mod:`tensorpar.nn.parallel.rnn`).
+Gate arrays are ``(B, G, U)``.
 """
 
 from __future__ import annotations
 
-from ..._backend import get_array_module
-from ..._typing import Array
-from ..rnn_base import sigmoid
+from .._backend import get_array_module
+from .._typing import Array
+from .rnn_base import sigmoid
 
 __all__ = ["gru_cell_backward", "gru_cell_forward", "lstm_cell_backward", "lstm_cell_forward"]
 
