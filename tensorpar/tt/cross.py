@@ -99,8 +99,11 @@ class _Sampler:
         return values
 
     def __call__(self, idx: np.ndarray) -> np.ndarray | None:
+        """Values at the distinct rows of ``idx`` (fibres: products of distinct index sets)."""
         self.n_requests += len(idx)
-        return self._fresh(idx) if self.cache is None else self.cache.get(idx, self._fresh)
+        if self.cache is None:
+            return self._fresh(idx)
+        return self.cache.get(idx, self._fresh, distinct=True)
 
 
 def _truncation_rank(S: np.ndarray, eps: float) -> int:
