@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -145,7 +145,9 @@ def _select_rows(M: np.ndarray, opts: CrossOptions, limit: int,
         # spare rows at random: they probe directions the current pivots cannot see
         # (rows chosen by maxvol_rect only refine the rho-dimensional basis, and then
         # a function such as sqrt(sum x^2) passes the stopping test at rank 2)
-        rest = np.setdiff1d(np.arange(n_rows), rows)
+        free = np.ones(n_rows, dtype=bool)
+        free[rows] = False
+        rest = np.flatnonzero(free)  # = setdiff1d(arange(n_rows), rows), without sorting
         rows = np.concatenate([rows, rng.choice(rest, s - rho, replace=False)])
         C = U[:, :rho] @ np.linalg.pinv(U[rows, :rho])
     return rows, C, grows
@@ -261,7 +263,7 @@ def _relative_change(new: TTTensor, old: TTTensor) -> float:
             M = np.concatenate([np.tensordot(carry[:, :ra], a[k], 1),
                                 np.tensordot(carry[:, ra:], b[k], 1)], axis=2)
         t, n, c = M.shape
-        R = np.linalg.qr(M.reshape(t * n, c), mode="r")
+        R = cast(np.ndarray, np.linalg.qr(M.reshape(t * n, c), mode="r"))
         scale = float(np.abs(R).max())
         if scale == 0.0:
             return 0.0  # both trains are zero

@@ -140,9 +140,13 @@ class EvalCache:
         end = self._size + vals.shape[0]
         if end > self._values.shape[0]:
             cap = max(2 * self._values.shape[0], end, 1024)
-            self._values = np.resize(self._values, cap)
+            values = np.empty(cap, dtype=np.float64)
+            values[:self._size] = self._values[:self._size]
+            self._values = values
             if self._verify():
-                self._rows = np.resize(self._rows, (cap, len(self.shape)))
+                grown = np.empty((cap, len(self.shape)), dtype=np.int64)
+                grown[:self._size] = self._rows[:self._size]
+                self._rows = grown
         self._values[self._size:end] = vals
         if self._verify():
             self._rows[self._size:end] = rows
