@@ -101,7 +101,8 @@ class EvalCache:
         # hold slots into them, so that merging runs moves 16 bytes per entry, not 8 d
         self._size = 0
         self._values = np.empty(0, dtype=np.float64)
-        self._rows = np.empty((0, d), dtype=np.int64)
+        # the smallest unsigned type that holds every index: copies 8x smaller for n <= 256
+        self._rows = np.empty((0, d), dtype=np.min_scalar_type(max(self.shape, default=1)))
         self.n_hits = 0
 
     def __len__(self) -> int:
@@ -149,7 +150,7 @@ class EvalCache:
             values[:self._size] = self._values[:self._size]
             self._values = values
             if self._verify():
-                grown = np.empty((cap, len(self.shape)), dtype=np.int64)
+                grown = np.empty((cap, len(self.shape)), dtype=self._rows.dtype)
                 grown[:self._size] = self._rows[:self._size]
                 self._rows = grown
         self._values[self._size:end] = vals
