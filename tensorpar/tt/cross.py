@@ -153,7 +153,7 @@ def _select_rows(M: np.ndarray, opts: CrossOptions, limit: int,
         # U pinv(U[rows]) = C pinv(C[rows]) with C[rows] = [I; E] (C = U inv(U[maxvol rows])),
         # and pinv([I; E]) = inv(I + E^T E) [I, E^T]: one small solve instead of an SVD
         E = C[spare]
-        C = C @ np.linalg.solve(np.eye(rho) + E.T @ E, np.hstack([np.eye(rho), E.T]))
+        C = C @ np.linalg.solve(np.eye(rho) + E.T @ E, np.concatenate([np.eye(rho), E.T], axis=1))
     return rows, C, grows
 
 
@@ -252,6 +252,12 @@ def _spread_pow2(tt: TTTensor, e: int) -> TTTensor:
     return TTTensor([np.ldexp(c, q + (1 if k < extra else 0)) for k, c in enumerate(tt.cores)])
 
 
+def _absorb(R: np.ndarray, core: np.ndarray) -> np.ndarray:
+    """``R`` times ``core`` on its left rank index (``tensordot(R, core, 1)`` minus its overhead)."""
+    r, n, c = core.shape
+    return (R @ core.reshape(r, n * c)).reshape(R.shape[0], n, c)
+
+
 def _relative_change(new: TTTensor, old: TTTensor) -> float:
     """``||new - old|| / ||new||`` (0 when both are zero) by one QR sweep over both trains.
 
@@ -272,8 +278,8 @@ def _relative_change(new: TTTensor, old: TTTensor) -> float:
             M = np.concatenate([a[k], b[k]], axis=2)
         else:
             ra = a[k].shape[0]
-            M = np.concatenate([np.tensordot(carry[:, :ra], a[k], 1),
-                                np.tensordot(carry[:, ra:], b[k], 1)], axis=2)
+            M = np.concatenate([_absorb(carry[:, :ra], a[k]), _absorb(carry[:, ra:], b[k])],
+                               axis=2)
         t, n, c = M.shape
         R = cast(np.ndarray, np.linalg.qr(M.reshape(t * n, c), mode="r"))
         scale = float(np.abs(R).max())
@@ -284,8 +290,8 @@ def _relative_change(new: TTTensor, old: TTTensor) -> float:
         end_new, end_old = a[-1], b[-1]
     else:
         ra = a[-1].shape[0]
-        end_new = np.tensordot(carry[:, :ra], a[-1], 1)
-        end_old = np.tensordot(carry[:, ra:], b[-1], 1)
+        end_new = _absorb(carry[:, :ra], a[-1])
+        end_old = _absorb(carry[:, ra:], b[-1])
     norm_new = float(np.linalg.norm(end_new))
     norm_diff = float(np.linalg.norm(end_new - end_old))
     if norm_new == 0.0:
