@@ -255,7 +255,7 @@ def _spread_pow2(tt: TTTensor, e: int) -> TTTensor:
 def _absorb(R: np.ndarray, core: np.ndarray) -> np.ndarray:
     """``R`` times ``core`` on its left rank index (``tensordot(R, core, 1)`` minus its overhead)."""
     r, n, c = core.shape
-    return (R @ core.reshape(r, n * c)).reshape(R.shape[0], n, c)
+    return np.asarray(R @ core.reshape(r, n * c)).reshape(R.shape[0], n, c)
 
 
 def _relative_change(new: TTTensor, old: TTTensor) -> float:

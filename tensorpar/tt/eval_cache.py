@@ -39,6 +39,10 @@ __all__ = ["EvalCache"]
 #: n = 32: 4 and 8 ~8% faster than 2, the binary counter).
 MERGE_FACTOR = 4
 
+#: log2 of the number of flags of the filter in front of the binary searches (4 MiB,
+#: allocated lazily): false positives (wasted searches) are a fraction N / 2**22.
+FILTER_BITS = 22
+
 _Run = tuple[np.ndarray, np.ndarray]  # sorted keys, their slots in the value store
 
 
@@ -103,6 +107,7 @@ class EvalCache:
         self._values = np.empty(0, dtype=np.float64)
         # the smallest unsigned type that holds every index: copies 8x smaller for n <= 256
         self._rows = np.empty((0, d), dtype=np.min_scalar_type(max(self.shape, default=1)))
+        self._filter: np.ndarray | None = None  # see _candidates
         self.n_hits = 0
 
     def __len__(self) -> int:
@@ -119,10 +124,29 @@ class EvalCache:
     def _verify(self) -> bool:
         return not (self.linear or self.byte_keys)
 
+    def _filter_slots(self, keys: np.ndarray) -> np.ndarray:
+        # Fibonacci hashing: the top bits of key * (2**64 / golden ratio) spread any keys
+        product = keys.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return np.asarray(product >> np.uint64(64 - FILTER_BITS)).astype(np.intp)
+
+    def _candidates(self, keys: np.ndarray) -> np.ndarray:
+        """Positions of the keys that may be stored: a one-hash Bloom filter of ``2**FILTER_BITS`` flags.
+
+        Cross sweeps mostly ask for new entries (6% hits on sin(s) + cos(2 s), d = 20,
+        n = 32), so the filter saves most of the binary searches.
+        """
+        if self._filter is None:
+            return np.arange(keys.shape[0]) if self.byte_keys else np.empty(0, np.intp)
+        return np.flatnonzero(self._filter[self._filter_slots(keys)])
+
     def _lookup(self, keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Values of the stored ``keys`` and which keys are stored (rows of ``idx``)."""
         vals = np.empty(keys.shape, dtype=np.float64)
         hit = np.zeros(keys.shape, dtype=bool)
+        where = self._candidates(keys)
+        if where.shape[0] == 0:
+            return vals, hit
+        keys, idx = keys[where], idx[where]
         for run_keys, run_slots in self._runs:
             pos = np.searchsorted(run_keys, keys)
             np.minimum(pos, run_keys.shape[0] - 1, out=pos)
@@ -130,8 +154,8 @@ class EvalCache:
             slots = run_slots[pos[found]]
             if self._verify() and not (self._rows[slots] == idx[found]).all():
                 raise _Collision
-            vals[found] = self._values[slots]
-            hit |= found
+            vals[where[found]] = self._values[slots]
+            hit[where[found]] = True
         return vals, hit
 
     def _new_run(self, keys: np.ndarray) -> _Run:
@@ -160,6 +184,10 @@ class EvalCache:
 
     def _store(self, run: _Run) -> None:
         """Add a sorted run of new keys, then merge runs while the older one is not longer than twice."""
+        if not self.byte_keys:
+            if self._filter is None:
+                self._filter = np.zeros(1 << FILTER_BITS, dtype=bool)
+            self._filter[self._filter_slots(run[0])] = True
         runs = self._runs
         runs.append(run)
         while len(runs) > 1 and runs[-2][0].shape[0] <= MERGE_FACTOR * runs[-1][0].shape[0]:
@@ -176,6 +204,7 @@ class EvalCache:
     def _to_byte_keys(self) -> None:
         """After a hash collision: re-key everything stored by the rows' bytes."""
         self.byte_keys = True
+        self._filter = None
         self._runs = []
         if self._size:
             keys = self.encode(self._rows[:self._size])
