@@ -52,11 +52,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from .cross_options import CrossOptions, CrossResult, CrossStop, check_values
+from .cross_options import CrossOptions, CrossResult, CrossStop, check_values, relative_change
 from .eval_cache import EvalCache
 from .maxvol import maxvol
 from .rounding import tt_round
@@ -252,53 +252,6 @@ def _spread_pow2(tt: TTTensor, e: int) -> TTTensor:
     return TTTensor([np.ldexp(c, q + (1 if k < extra else 0)) for k, c in enumerate(tt.cores)])
 
 
-def _absorb(R: np.ndarray, core: np.ndarray) -> np.ndarray:
-    """``R`` times ``core`` on its left rank index (``tensordot(R, core, 1)`` minus its overhead)."""
-    r, n, c = core.shape
-    return np.asarray(R @ core.reshape(r, n * c)).reshape(R.shape[0], n, c)
-
-
-def _relative_change(new: TTTensor, old: TTTensor) -> float:
-    """``||new - old|| / ||new||`` (0 when both are zero) by one QR sweep over both trains.
-
-    The sweep orthogonalizes the difference train, whose cores are
-    ``[new_k, 0; 0, old_k]``, keeping only the triangular factors: the carried
-    factor's first columns then represent ``new``'s left part and the others
-    ``old``'s, so the last core gives both norms. Householder QR is backward
-    stable, so ``||new - old||`` is accurate to rounding relative to the norms
-    of the trains, at any cancellation; one ``qr(mode="r")`` per core is about a
-    tenth of the time of two full orthogonalizations (of ``new`` and of
-    ``new - old``), the former stopping test. The carried factor is rescaled
-    after every core, so no scale overflows.
-    """
-    a, b = new.cores, old.cores
-    carry: np.ndarray | None = None
-    for k in range(len(a) - 1):
-        if carry is None:
-            M = np.concatenate([a[k], b[k]], axis=2)
-        else:
-            ra = a[k].shape[0]
-            M = np.concatenate([_absorb(carry[:, :ra], a[k]), _absorb(carry[:, ra:], b[k])],
-                               axis=2)
-        t, n, c = M.shape
-        R = cast(np.ndarray, np.linalg.qr(M.reshape(t * n, c), mode="r"))
-        scale = float(np.abs(R).max())
-        if scale == 0.0:
-            return 0.0  # both trains are zero
-        carry = R / scale
-    if carry is None:
-        end_new, end_old = a[-1], b[-1]
-    else:
-        ra = a[-1].shape[0]
-        end_new = _absorb(carry[:, :ra], a[-1])
-        end_old = _absorb(carry[:, ra:], b[-1])
-    norm_new = float(np.linalg.norm(end_new))
-    norm_diff = float(np.linalg.norm(end_new - end_old))
-    if norm_new == 0.0:
-        return 0.0 if norm_diff == 0.0 else math.inf
-    return norm_diff / norm_new
-
-
 def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
                  decide: Callable[[bool], bool] | None = None) -> CrossResult:
     """Run the cross iteration on a batch evaluator (the engine of :func:`tt_cross`).
@@ -349,7 +302,7 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
         cur, cur_exp = _normalized(out[0], len(opts.shape) - 1 if forward else 0)
         n_sweeps += 1
         if tt is not None:
-            change = _relative_change(cur, _times_pow2(tt, exp - cur_exp))
+            change = relative_change(cur, _times_pow2(tt, exp - cur_exp))
         tt, exp = cur, cur_exp
         done = change <= opts.tol and not out[1]
         if decide is not None:
