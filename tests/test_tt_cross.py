@@ -59,8 +59,14 @@ def test_maxvol_bad_input():
 
 
 # -- cache ---------------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(5, 6, 7), (10,) * 30])  # linear keys / byte keys
-def test_cache_answers_like_the_function_and_counts(shape):
+@pytest.mark.parametrize("shape, weights", [
+    ((5, 6, 7), None),                  # linear keys
+    ((10,) * 30, None),                 # hash keys
+    ((10,) * 30, [0] * 30),             # every hash collides: byte keys from the second row
+    ((10,) * 30, [1] * 29 + [2**64]),   # rows of equal sums (last index ignored) collide
+])
+@pytest.mark.parametrize("distinct", [False, True])
+def test_cache_answers_like_the_function_and_counts(shape, weights, distinct):
     rng = np.random.default_rng(1)
     seen: list[np.ndarray] = []
 
@@ -68,16 +74,36 @@ def test_cache_answers_like_the_function_and_counts(shape):
         seen.append(idx.copy())
         return (idx * np.arange(1, len(shape) + 1)).sum(axis=1).astype(float)
 
-    cache = EvalCache(shape)
+    cache = EvalCache(shape, hash_weights=weights)
     total = 0
     for _ in range(5):
         idx = rng.integers(0, 3, size=(40, len(shape)))
-        np.testing.assert_array_equal(cache.get(idx, f), f(idx))
+        if distinct:
+            idx = np.unique(idx, axis=0)[rng.permutation(len(np.unique(idx, axis=0)))]
+        np.testing.assert_array_equal(cache.get(idx, f, distinct=distinct), f(idx))
         seen.pop()  # the reference call above
         total += len(idx)
     asked = np.concatenate(seen)
     assert len(np.unique(asked, axis=0)) == len(asked) == len(cache)  # nothing twice
     assert cache.n_hits == total - len(asked)
+    assert cache.byte_keys == (weights is not None)
+
+
+def test_cache_hash_collision_with_a_stored_row_switches_to_byte_keys():
+    calls = []
+
+    def f(idx):
+        calls.append(idx.copy())
+        return idx[:, 0] + 10.0 * idx[:, 1]
+
+    cache = EvalCache((10,) * 30, hash_weights=[1] * 30)  # hash = sum of the indices
+    a, b = np.zeros((1, 30), dtype=np.int64), np.zeros((1, 30), dtype=np.int64)
+    a[0, 0], b[0, 1] = 1, 1
+    assert cache.get(a, f, distinct=True).tolist() == [1.0]
+    assert not cache.byte_keys
+    assert cache.get(np.concatenate([b, a]), f, distinct=True).tolist() == [10.0, 1.0]
+    assert cache.byte_keys and len(cache) == 2 and cache.n_hits == 1
+    assert [c.tolist() for c in calls] == [a.tolist(), b.tolist()]  # nothing evaluated twice
 
 
 def test_cache_declined_evaluation_stores_nothing():

@@ -56,10 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from .cross_options import CrossOptions, CrossResult, CrossStop, check_values
+from .cross_options import CrossOptions, CrossResult, CrossStop, check_values, relative_change
 from .eval_cache import EvalCache
 from .maxvol import maxvol
-from .ops import tt_log_norm, tt_sub
 from .rounding import tt_round
 from .tensor import TTTensor
 
@@ -99,8 +98,11 @@ class _Sampler:
         return values
 
     def __call__(self, idx: np.ndarray) -> np.ndarray | None:
+        """Values at the distinct rows of ``idx`` (fibres: products of distinct index sets)."""
         self.n_requests += len(idx)
-        return self._fresh(idx) if self.cache is None else self.cache.get(idx, self._fresh)
+        if self.cache is None:
+            return self._fresh(idx)
+        return self.cache.get(idx, self._fresh, distinct=True)
 
 
 def _truncation_rank(S: np.ndarray, eps: float) -> int:
@@ -143,10 +145,24 @@ def _select_rows(M: np.ndarray, opts: CrossOptions, limit: int,
         # spare rows at random: they probe directions the current pivots cannot see
         # (rows chosen by maxvol_rect only refine the rho-dimensional basis, and then
         # a function such as sqrt(sum x^2) passes the stopping test at rank 2)
-        rest = np.setdiff1d(np.arange(n_rows), rows)
-        rows = np.concatenate([rows, rng.choice(rest, s - rho, replace=False)])
-        C = U[:, :rho] @ np.linalg.pinv(U[rows, :rho])
+        free = np.ones(n_rows, dtype=bool)
+        free[rows] = False
+        rest = np.flatnonzero(free)  # = setdiff1d(arange(n_rows), rows), without sorting
+        spare = rng.choice(rest, s - rho, replace=False)
+        rows = np.concatenate([rows, spare])
+        # U pinv(U[rows]) = C pinv(C[rows]) with C[rows] = [I; E] (C = U inv(U[maxvol rows])),
+        # and pinv([I; E]) = inv(I + E^T E) [I, E^T]: one small solve instead of an SVD
+        E = C[spare]
+        C = C @ np.linalg.solve(np.eye(rho) + E.T @ E, np.concatenate([np.eye(rho), E.T], axis=1))
     return rows, C, grows
+
+
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """``np.unique(rows, axis=0)`` (sorted distinct rows) by a lexsort, 10x faster."""
+    rows = rows[np.lexsort(rows.T[::-1])]
+    keep = np.ones(rows.shape[0], dtype=bool)
+    keep[1:] = (rows[1:] != rows[:-1]).any(axis=1)
+    return rows[keep]
 
 
 def _initial_right(rng: np.random.Generator, shape: tuple[int, ...], size: int) -> np.ndarray:
@@ -158,7 +174,7 @@ def _initial_right(rng: np.random.Generator, shape: tuple[int, ...], size: int) 
     rows = np.empty((0, len(shape)), dtype=np.int64)
     while rows.shape[0] < size:  # duplicates are rare in a large space: redraw them
         draw = rng.integers(0, shape, size=(size, len(shape)), dtype=np.int64)
-        rows = np.unique(np.concatenate([rows, draw]), axis=0)
+        rows = _unique_rows(np.concatenate([rows, draw]))
     return rows[rng.permutation(rows.shape[0])[:size]]
 
 
@@ -236,15 +252,6 @@ def _spread_pow2(tt: TTTensor, e: int) -> TTTensor:
     return TTTensor([np.ldexp(c, q + (1 if k < extra else 0)) for k, c in enumerate(tt.cores)])
 
 
-def _relative_change(new: TTTensor, old: TTTensor) -> float:
-    """``||new - old|| / ||new||`` by QR-based log norms (accurate near zero, any scale)."""
-    log_new = tt_log_norm(new, method="qr")
-    if log_new == -math.inf:
-        return 0.0 if tt_log_norm(old, method="qr") == -math.inf else math.inf
-    log_diff = tt_log_norm(tt_sub(new, old), method="qr")
-    return 0.0 if log_diff == -math.inf else math.exp(min(log_diff - log_new, 700.0))
-
-
 def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
                  decide: Callable[[bool], bool] | None = None) -> CrossResult:
     """Run the cross iteration on a batch evaluator (the engine of :func:`tt_cross`).
@@ -295,7 +302,7 @@ def cross_sweeps(evaluate: Evaluate, opts: CrossOptions, seed: Any = None,
         cur, cur_exp = _normalized(out[0], len(opts.shape) - 1 if forward else 0)
         n_sweeps += 1
         if tt is not None:
-            change = _relative_change(cur, _times_pow2(tt, exp - cur_exp))
+            change = relative_change(cur, _times_pow2(tt, exp - cur_exp))
         tt, exp = cur, cur_exp
         done = change <= opts.tol and not out[1]
         if decide is not None:
@@ -350,9 +357,12 @@ def tt_cross(f: Callable[[np.ndarray], Any], shape: Sequence[int], *, eps: float
         in fixed-rank mode).
     cache : bool
         Remember every value so that no multi-index is evaluated twice
-        (default True; costs ``O(m log N)`` per batch of ``m`` among ``N``
-        stored values, a few hundred ns per index, and 16 bytes per value:
-        turn it off only for functions cheaper than that).
+        (default True; see :class:`~tensorpar.tt.eval_cache.EvalCache`:
+        ``O(m log N)`` per batch of ``m`` among ``N`` stored values, ~0.2 us
+        per index at d = 20, and 24 + d bytes per value plus a 4 MiB filter;
+        turn it off for functions cheaper than that: e.g. ``sin(sum x)``
+        with d = 20, n = 32 costs ~0.05 us per index, and a half-sweep
+        repeats only a few percent of its entries until it converges).
     seed : int or numpy.random.Generator, optional
         Initial index sets; equal seeds give equal results.
 
