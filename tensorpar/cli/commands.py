@@ -112,7 +112,7 @@ def run_cp(args: argparse.Namespace, comm: Any, log: logging.Logger) -> int:
     >>> from tensorpar.cli import build_parser
     >>> with tempfile.TemporaryDirectory() as d:
     ...     np.save(os.path.join(d, "x.npy"), tp.random_cp((5, 4, 3), 2, seed=0).to_dense())
-    ...     args = build_parser().parse_args(["cp", os.path.join(d, "x.npy"), "-r", "2",
+    ...     args = build_parser().parse_args(["cp", os.path.join(d, "x.npy"), "-r", "2", "--seed", "1",
     ...                                       "-o", os.path.join(d, "r.npz")])
     ...     status = run_cp(args, None, logging.getLogger("quiet"))
     ...     cp, result = tp.load(os.path.join(d, "r.npz"))
