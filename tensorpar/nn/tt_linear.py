@@ -3,8 +3,9 @@
 The weight ``W`` (``out_features x in_features``) is the :class:`~tensorpar.TTMatrix`
 with cores ``G_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``, row modes
 ``out_shape = (m_k)`` and column modes ``in_shape = (n_k)``. The forward is
-:func:`tensorpar.tt.matrix_grad.ttm_matmat_forward` on ``x^T`` and the backward
-its VJP: this module only owns parameters and the cache.
+:func:`tensorpar.tt.matrix_grad.ttm_matmat_forward` on ``x`` as it comes (rows,
+``batch_first=True``: no transposed copies) and the backward its VJP: this
+module only owns parameters and the cache.
 
 Counts (``B`` rows, ``M = prod m_k``, ``N = prod n_k``):
 
@@ -278,11 +279,12 @@ class TTLinear(Module):
         check_input(x, "x", like=cores[0], features=self.in_features)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        Y, tape = ttm_matmat_forward(cores, x2.T, self.plan(x2.shape[0]), keep=self.training)
-        xp = get_array_module(Y)
-        y = xp.ascontiguousarray(Y.T)
+        # rows in, rows out (batch_first): no transposed copy of x, y, grad_out or grad_x, each
+        # a strided pass over B x features (~3 ms at 256 x 4096 float64 on the 2-core box)
+        y, tape = ttm_matmat_forward(cores, x2, self.plan(x2.shape[0]), keep=self.training,
+                                     batch_first=True)
         if self.bias is not None:
-            y += self.bias.data
+            y += self.bias.data   # y is the last GEMM's fresh output
         saved = [] if tape is None else tape.inputs + [a for steps in tape.merge_steps for a in steps[1:]]
         self.cache = {"tape": tape, "shape": tuple(x.shape), "saved": saved}
         return y.reshape(*lead, self.out_features)
@@ -294,14 +296,14 @@ class TTLinear(Module):
         shape = cache["shape"]
         check_grad(grad_out, (*shape[:-1], self.out_features), like=self.cores.data()[0])
         g2 = grad_out.reshape(-1, self.out_features)
-        dX, dcores = ttm_matmat_vjp(cache["tape"], g2.T)
+        dX, dcores = ttm_matmat_vjp(cache["tape"], g2)
         for p, g in zip(self.cores.grads(), dcores):
             p += g
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
         if dX is None:  # unreachable: need_input defaults to True
             raise RuntimeError("the TT-matrix VJP returned no input gradient")
-        return get_array_module(dX).ascontiguousarray(dX.T).reshape(shape)
+        return dX.reshape(shape)
 
     def flops(self, batch: int) -> dict[str, int]:
         """Forward and backward FLOPs of this layer's plan and of a dense layer for ``batch`` rows."""
