@@ -191,3 +191,15 @@ def test_batch_first_shape_errors():
     _, tape = ttm_matmat_forward(A.cores, np.ones((3, A.shape[1])), batch_first=True)
     with pytest.raises(ValueError, match="grad_Y"):
         ttm_matmat_vjp(tape, np.ones((A.shape[0], 3)))
+
+
+def test_stacked_gemm_count_matches_the_steps():
+    # the count of the planner equals the stacks the forward actually multiplies
+    from tensorpar.tt.matrix_plan import stacked_gemms
+
+    A = _ttm(np, ROWS, COLS, (1, 2, 3, 2, 1), 0)
+    for plan, first in itertools.product(_all_plans(ROWS, COLS, A.ranks, 5), (False, True)):
+        X = np.ones((5, A.shape[1]) if first else (A.shape[1], 5))
+        _, tape = ttm_matmat_forward(A.cores, X, plan, batch_first=first)
+        got = sum(L for L, _, R in (Z.shape for Z in tape.inputs) if L > 1 and R > 1)
+        assert stacked_gemms(plan, ROWS, COLS, 5, first) == got, (plan.groups, plan.direction, first)

@@ -4,7 +4,9 @@ The weight ``W`` (``out_features x in_features``) is the :class:`~tensorpar.TTMa
 with cores ``G_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``, row modes
 ``out_shape = (m_k)`` and column modes ``in_shape = (n_k)``. The forward is
 :func:`tensorpar.tt.matrix_grad.ttm_matmat_forward` on ``x`` as it comes (rows,
-``batch_first=True``: no transposed copies) and the backward its VJP: this
+``batch_first=True``: no transposed copies) unless that layout multiplies the
+plan's small stacked GEMMs (:func:`tensorpar.tt.matrix_plan.stacked_gemms`,
+e.g. the one-core sweep), then on ``x^T``; the backward is its VJP. This
 module only owns parameters and the cache.
 
 Counts (``B`` rows, ``M = prod m_k``, ``N = prod n_k``):
@@ -32,7 +34,7 @@ from .._backend import get_array_module
 from .._typing import Array
 from ..tt.matrix import TTMatrix
 from ..tt.matrix_grad import ttm_matmat_forward, ttm_matmat_vjp
-from ..tt.matrix_plan import Implementation, TTMatmatPlan, plan_ttm_matmat
+from ..tt.matrix_plan import Implementation, TTMatmatPlan, plan_ttm_matmat, stacked_gemms
 from .checks import cached, check_grad, check_input, check_positive_int
 from .linear import uniform_init
 from .module import Module, Parameter
@@ -279,12 +281,18 @@ class TTLinear(Module):
         check_input(x, "x", like=cores[0], features=self.in_features)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        # rows in, rows out (batch_first): no transposed copy of x, y, grad_out or grad_x, each
-        # a strided pass over B x features (~3 ms at 256 x 4096 float64 on the 2-core box)
-        y, tape = ttm_matmat_forward(cores, x2, self.plan(x2.shape[0]), keep=self.training,
-                                     batch_first=True)
+        B = x2.shape[0]
+        plan = self.plan(B)
+        # rows in, rows out (batch_first) saves four transposed copies of B x features (x, y,
+        # grad_out, grad_x: ~3 ms each at 256 x 4096 float64 on a 2-core box) but stacks the
+        # batch into the steps' GEMM counts; take it unless that multiplies the small GEMMs
+        first = (stacked_gemms(plan, self.out_shape, self.in_shape, B, True)
+                 <= stacked_gemms(plan, self.out_shape, self.in_shape, B, False) + B)
+        Y, tape = ttm_matmat_forward(cores, x2 if first else x2.T, plan, keep=self.training,
+                                     batch_first=first)
+        y = Y if first else get_array_module(Y).ascontiguousarray(Y.T)
         if self.bias is not None:
-            y += self.bias.data   # y is the last GEMM's fresh output
+            y += self.bias.data   # y is a fresh array (the last GEMM's output or its copy)
         saved = [] if tape is None else tape.inputs + [a for steps in tape.merge_steps for a in steps[1:]]
         self.cache = {"tape": tape, "shape": tuple(x.shape), "saved": saved}
         return y.reshape(*lead, self.out_features)
@@ -296,14 +304,15 @@ class TTLinear(Module):
         shape = cache["shape"]
         check_grad(grad_out, (*shape[:-1], self.out_features), like=self.cores.data()[0])
         g2 = grad_out.reshape(-1, self.out_features)
-        dX, dcores = ttm_matmat_vjp(cache["tape"], g2)
+        first = cache["tape"].batch_first
+        dX, dcores = ttm_matmat_vjp(cache["tape"], g2 if first else g2.T)
         for p, g in zip(self.cores.grads(), dcores):
             p += g
         if self.bias is not None:
             self.bias.grad += g2.sum(axis=0)
         if dX is None:  # unreachable: need_input defaults to True
             raise RuntimeError("the TT-matrix VJP returned no input gradient")
-        return dX.reshape(shape)
+        return (dX if first else get_array_module(dX).ascontiguousarray(dX.T)).reshape(shape)
 
     def flops(self, batch: int) -> dict[str, int]:
         """Forward and backward FLOPs of this layer's plan and of a dense layer for ``batch`` rows."""

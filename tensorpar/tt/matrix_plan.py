@@ -35,7 +35,7 @@ from typing import Literal, TypeAlias
 
 from .._typing import Direction
 
-__all__ = ["Implementation", "TTMatmatPlan", "plan_ttm_matmat", "sweep_flops"]
+__all__ = ["Implementation", "TTMatmatPlan", "plan_ttm_matmat", "stacked_gemms", "sweep_flops"]
 
 #: Which plans a TT-matrix product may use: ``"factorized"`` (any grouping
 #: except the full merge), ``"sweep"`` (one core per step, no merging),
@@ -222,3 +222,34 @@ def plan_ttm_matmat(row_shape: Sequence[int], col_shape: Sequence[int], ranks: S
     if not balance >= 0:
         raise ValueError(f"balance must be >= 0, got {balance}")
     return _plan(rows, cols, rk, int(batch), implementation, direction, float(balance), int(itemsize))
+
+
+def stacked_gemms(plan: TTMatmatPlan, row_shape: Sequence[int], col_shape: Sequence[int],
+                  batch: int, batch_first: bool) -> int:
+    """Number of small GEMMs the plan's stacked steps issue, for one batch layout.
+
+    Step ``g`` multiplies its ``(P, K)`` matrix with an ``(L, K, R)`` stack:
+    one GEMM when ``L == 1`` or ``R == 1``, else ``L`` GEMMs of ``K x R``.
+    The batch joins ``L`` when ``batch_first`` (``X`` is ``(B, N)``), else ``R``.
+    Many small GEMMs run far below the DGEMM rate, so a layer takes the
+    batch-first layout (no transposed copies) unless it multiplies these.
+
+    Examples
+    --------
+    >>> s = (8, 8, 8, 8)
+    >>> halves = plan_ttm_matmat(s, s, (1, 4, 4, 4, 1), 256)
+    >>> stacked_gemms(halves, s, s, 256, True), stacked_gemms(halves, s, s, 256, False)
+    (256, 64)
+    >>> sweep = plan_ttm_matmat(s, s, (1, 4, 4, 4, 1), 256, "sweep")
+    >>> stacked_gemms(sweep, s, s, 256, True), stacked_gemms(sweep, s, s, 256, False)
+    (18688, 584)
+    """
+    # a left step stacks the row modes done before it over the column modes still to come;
+    # a right step the column modes before it over the row modes after it (cf. matrix_grad)
+    before, after = (row_shape, col_shape) if plan.direction == "left" else (col_shape, row_shape)
+    lb, rb = (batch, 1) if batch_first else (1, batch)
+    total = 0
+    for i, j in plan.groups:
+        L, R = lb * math.prod(before[:i]), rb * math.prod(after[j:])
+        total += L if L > 1 and R > 1 else 0
+    return total
