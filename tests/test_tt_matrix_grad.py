@@ -201,5 +201,10 @@ def test_stacked_gemm_count_matches_the_steps():
     for plan, first in itertools.product(_all_plans(ROWS, COLS, A.ranks, 5), (False, True)):
         X = np.ones((5, A.shape[1]) if first else (A.shape[1], 5))
         _, tape = ttm_matmat_forward(A.cores, X, plan, batch_first=first)
-        got = sum(L for L, _, R in (Z.shape for Z in tape.inputs) if L > 1 and R > 1)
-        assert stacked_gemms(plan, ROWS, COLS, 5, first) == got, (plan.groups, plan.direction, first)
+        P = [tape.merged[g].shape for g in range(len(plan.groups))]
+        P = [s[1] * s[3] if plan.direction == "left" else s[0] * s[1] for s in P]
+        P = P if plan.direction == "left" else P[::-1]
+        got = [(L, 6 * L * p * K * R) for (L, K, R), p in zip((Z.shape for Z in tape.inputs), P)
+               if L > 1 and R > 1]
+        assert stacked_gemms(plan, ROWS, COLS, A.ranks, 5, first) == (
+            sum(g[0] for g in got), sum(g[1] for g in got)), (plan.groups, plan.direction, first)
