@@ -4,10 +4,10 @@ The weight ``W`` (``out_features x in_features``) is the :class:`~tensorpar.TTMa
 with cores ``G_k`` of shape ``(r_k, m_k, n_k, r_{k+1})``, row modes
 ``out_shape = (m_k)`` and column modes ``in_shape = (n_k)``. The forward is
 :func:`tensorpar.tt.matrix_grad.ttm_matmat_forward` on ``x`` as it comes (rows,
-``batch_first=True``: no transposed copies) unless that layout multiplies the
-plan's small stacked GEMMs (:func:`tensorpar.tt.matrix_plan.stacked_gemms`,
-e.g. the one-core sweep), then on ``x^T``; the backward is its VJP. This
-module only owns parameters and the cache.
+``batch_first=True``: no transposed copies) unless that layout makes the plan's
+stacked steps cost more than the copies save (:meth:`TTLinear.rows_layout`),
+then on ``x^T``; the backward is its VJP. This module only owns parameters
+and the cache.
 
 Counts (``B`` rows, ``M = prod m_k``, ``N = prod n_k``):
 
@@ -45,7 +45,7 @@ __all__ = ["ROWS_FLOPS_PER_COPIED", "TTCores", "TTLinear", "check_mode_shape", "
 
 
 #: Flops of stacked small GEMMs worth one element of transposed copy (see
-#: :meth:`TTLinear.batch_first`): fitted between rank 4 (384, rows faster) and
+#: :meth:`TTLinear.rows_layout`): fitted between rank 4 (384, rows faster) and
 #: rank 8 (768, columns faster) of the 4096 x 4096 layer at batch 256.
 ROWS_FLOPS_PER_COPIED = 500
 
@@ -282,7 +282,7 @@ class TTLinear(Module):
         return plan_ttm_matmat(self.out_shape, self.in_shape, self.ranks, batch, self.implementation,
                                itemsize=self.cores.data()[0].dtype.itemsize)
 
-    def batch_first(self, plan: TTMatmatPlan, batch: int) -> bool:
+    def rows_layout(self, plan: TTMatmatPlan, batch: int) -> bool:
         """Whether the forward runs on ``x`` as it comes (rows) rather than on ``x^T``.
 
         Rows save four transposed copies of ``batch x features`` (``x``, ``y``,
@@ -297,7 +297,7 @@ class TTLinear(Module):
         Examples
         --------
         >>> r4, r8 = (TTLinear((8, 8, 8, 8), (8, 8, 8, 8), rank=r) for r in (4, 8))
-        >>> r4.batch_first(r4.plan(256), 256), r8.batch_first(r8.plan(256), 256)
+        >>> r4.rows_layout(r4.plan(256), 256), r8.rows_layout(r8.plan(256), 256)
         (True, False)
         """
         args = (plan, self.out_shape, self.in_shape, self.ranks, batch)
@@ -312,7 +312,7 @@ class TTLinear(Module):
         x2 = x.reshape(-1, self.in_features)
         B = x2.shape[0]
         plan = self.plan(B)
-        first = self.batch_first(plan, B)
+        first = self.rows_layout(plan, B)
         Y, tape = ttm_matmat_forward(cores, x2 if first else x2.T, plan, keep=self.training,
                                      batch_first=first)
         y = Y if first else get_array_module(Y).ascontiguousarray(Y.T)
