@@ -10,7 +10,10 @@ super-cores. :func:`ttm_matmat_vjp` takes ``dL/dY`` and returns ``dL/dX`` and
 the forward is recomputed (only the small step matrices are laid out again).
 For complex data the products are the plain transposes (no conjugation):
 ``dX = A^T dY``. A neural-net layer ``y = x W^T`` with ``W = A`` and a
-batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x.T``.
+batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x`` and
+``batch_first=True`` (the batch becomes the slowest index of every step's
+stack ``L`` instead of the fastest of its columns ``R``: the same GEMMs on the
+row-major data, no transposed copy), or with ``X = x.T``.
 
 Every step is a stacked GEMM ``Y_g = C_g @ Z_g`` (see
 :mod:`~tensorpar.tt.matrix_plan`), so its VJP is two stacked GEMMs::
