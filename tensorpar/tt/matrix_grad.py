@@ -229,7 +229,8 @@ def step_vjp(C: Array, Z: Array, G: Array, need_input: bool = True) -> tuple[Arr
         dC = xp.matmul(G[:chunk], Z[:chunk].transpose(0, 2, 1)).sum(axis=0)
         for s in range(chunk, L, chunk):
             dC += xp.matmul(G[s:s + chunk], Z[s:s + chunk].transpose(0, 2, 1)).sum(axis=0)
-    return dC, (xp.matmul(C.T, G) if need_input else None)
+    # C^T laid out once (P K elements): the stacked GEMMs then read a plain row-major operand
+    return dC, (xp.matmul(xp.ascontiguousarray(C.T), G) if need_input else None)
 
 
 def ttm_matmat_forward(cores: Sequence[Array], X: Array,
