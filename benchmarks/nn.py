@@ -3,7 +3,8 @@
 1. ``TTLinear`` 4096 x 4096 (modes 8*8*8*8 each side), batch 256, TT ranks 4,
    8, 16, 32: forward + backward time of the factorized plan, the plain
    one-core-per-step sweep, the reconstructed path and ``implementation="auto"``,
-   against a dense ``Linear``. For each: the FLOP model (forward + backward of
+   against a dense ``Linear``. For each: the batch layout the layer ran
+   (``rows``: ``x`` as it comes; ``columns``: ``x^T``), the FLOP model (forward + backward of
    the plan used), the issue's model ratio (dense forward FLOPs over the
    left-to-right sweep's), the measured speed-up over dense, the achieved
    GFLOP/s of the factorized path as a fraction of DGEMM, and auto's time
@@ -73,8 +74,10 @@ def run_linear(args: argparse.Namespace, dgemm: float) -> list[dict[str, Any]]:
             times[impl] = t
             plan = lay.plan(batch)
             flops = float(plan.flops)
+            tape = lay.cache["tape"]
             rows.append({
                 "rank": r, "path": impl, "groups": str(plan.groups), "dir": plan.direction,
+                "layout": "rows" if tape.batch_first else "columns",
                 "ms": 1e3 * t, "dense ms": 1e3 * t_dense, "speed-up": t_dense / t,
                 "model": dense_flops / flops, "of model": (t_dense / t) / (dense_flops / flops),
                 "issue model": issue_model, "of issue model": (t_dense / t) / issue_model,
@@ -144,7 +147,7 @@ def main() -> None:
         linear = run_linear(args, dgemm)
         gru = run_gru(args)
         dgemm_after = dgemm_rate(512 if args.quick else 2048, repeat=3 if args.quick else 5)
-    print_table(linear, ["rank", "path", "groups", "dir", "ms", "dense ms", "speed-up", "model",
+    print_table(linear, ["rank", "path", "groups", "dir", "layout", "ms", "dense ms", "speed-up", "model",
                          "of model", "issue model", "of issue model", "GFLOP/s", "of DGEMM", "auto / best", "target met"],
                 title="TTLinear forward + backward (model = dense FLOPs / plan FLOPs)")
     print_table(gru, ["model", "case", "ms per step", "parameters", "parameter MB",

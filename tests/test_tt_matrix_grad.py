@@ -46,15 +46,18 @@ def test_every_plan_matches_dense_forward_and_vjp(xp):
             unit[k][idx] = 1.0
             grad[idx] = np.sum(G * (tp.TTMatrix(unit).to_dense() @ X))
         ref.append(grad)
-    for plan in _all_plans(ROWS, COLS, A.ranks, 5):
-        Y, tape = ttm_matmat_forward(A.cores, xp.asarray(X), plan)
-        dX, dcores = ttm_matmat_vjp(tape, xp.asarray(G))
-        np.testing.assert_allclose(to_numpy(Y), D @ X, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(to_numpy(dX), D.T @ G, rtol=1e-12, atol=1e-12)
+    for plan, first in itertools.product(_all_plans(ROWS, COLS, A.ranks, 5), (False, True)):
+        # batch_first: rows in, rows out (Y^T = X^T A^T), the same numbers
+        Xin, Gin = (X.T.copy(), G.T.copy()) if first else (X, G)
+        Y, tape = ttm_matmat_forward(A.cores, xp.asarray(Xin), plan, batch_first=first)
+        dX, dcores = ttm_matmat_vjp(tape, xp.asarray(Gin))
+        Y, dX = (to_numpy(Y).T, to_numpy(dX).T) if first else (to_numpy(Y), to_numpy(dX))
+        np.testing.assert_allclose(Y, D @ X, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dX, D.T @ G, rtol=1e-12, atol=1e-12)
         for k in range(4):
             np.testing.assert_allclose(to_numpy(dcores[k]), ref[k], rtol=1e-12, atol=1e-11,
-                                       err_msg=f"{plan.groups} {plan.direction} core {k}")
-        none, _ = ttm_matmat_vjp(tape, xp.asarray(G), need_input=False)
+                                       err_msg=f"{plan.groups} {plan.direction} {first} core {k}")
+        none, _ = ttm_matmat_vjp(tape, xp.asarray(Gin), need_input=False)
         assert none is None
 
 
@@ -161,3 +164,47 @@ def test_forward_and_vjp_shape_errors():
     _, tape = ttm_matmat_forward(A.cores, np.ones((36, 2)))
     with pytest.raises(ValueError, match=r"grad_Y must have shape \(48, 2\)"):
         ttm_matmat_vjp(tape, np.ones((48, 3)))
+
+
+@pytest.mark.parametrize("shape", [(7, 3, 5), (1, 3, 5), (7, 3, 1), (1, 3, 1)])
+@pytest.mark.parametrize("chunk", [1, 2 * 4 * 3, 2**18])
+def test_step_vjp_every_stack_shape_and_chunking(monkeypatch, shape, chunk):
+    # one stacked step against einsum: stacked GEMM, single GEMM for L == 1 or R == 1,
+    # the dC sum over l in chunks of 1, 2 and all of the stack (4 * 3 = P * K per l)
+    import tensorpar.tt.matrix_grad as mg
+
+    monkeypatch.setattr(mg, "STACK_CHUNK_ELEMENTS", chunk)
+    rng = np.random.default_rng(3)
+    L, K, R = shape
+    C, Z, G = rng.standard_normal((4, K)), rng.standard_normal(shape), rng.standard_normal((L, 4, R))
+    np.testing.assert_allclose(mg.step_forward(C, Z), np.einsum("pk,lkr->lpr", C, Z), rtol=1e-13, atol=1e-13)
+    dC, dZ = mg.step_vjp(C, Z, G)
+    np.testing.assert_allclose(dC, np.einsum("lpr,lkr->pk", G, Z), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dZ, np.einsum("pk,lpr->lkr", C, G), rtol=1e-13, atol=1e-13)
+    assert mg.step_vjp(C, Z, G, need_input=False)[1] is None
+
+
+def test_batch_first_shape_errors():
+    A = _ttm(np, ROWS, COLS, (1, 2, 2, 2, 1), 0)
+    with pytest.raises(ValueError, match=r"\(B, N\)"):
+        ttm_matmat_forward(A.cores, np.ones((A.shape[1], 3)), batch_first=True)
+    _, tape = ttm_matmat_forward(A.cores, np.ones((3, A.shape[1])), batch_first=True)
+    with pytest.raises(ValueError, match="grad_Y"):
+        ttm_matmat_vjp(tape, np.ones((A.shape[0], 3)))
+
+
+def test_stacked_gemm_count_matches_the_steps():
+    # the count of the planner equals the stacks the forward actually multiplies
+    from tensorpar.tt.matrix_plan import stacked_gemms
+
+    A = _ttm(np, ROWS, COLS, (1, 2, 3, 2, 1), 0)
+    for plan, first in itertools.product(_all_plans(ROWS, COLS, A.ranks, 5), (False, True)):
+        X = np.ones((5, A.shape[1]) if first else (A.shape[1], 5))
+        _, tape = ttm_matmat_forward(A.cores, X, plan, batch_first=first)
+        P = [tape.merged[g].shape for g in range(len(plan.groups))]
+        P = [s[1] * s[3] if plan.direction == "left" else s[0] * s[1] for s in P]
+        P = P if plan.direction == "left" else P[::-1]
+        got = [(L, 6 * L * p * K * R) for (L, K, R), p in zip((Z.shape for Z in tape.inputs), P)
+               if L > 1 and R > 1]
+        assert stacked_gemms(plan, ROWS, COLS, A.ranks, 5, first) == (
+            sum(g[0] for g in got), sum(g[1] for g in got)), (plan.groups, plan.direction, first)

@@ -10,7 +10,10 @@ super-cores. :func:`ttm_matmat_vjp` takes ``dL/dY`` and returns ``dL/dX`` and
 the forward is recomputed (only the small step matrices are laid out again).
 For complex data the products are the plain transposes (no conjugation):
 ``dX = A^T dY``. A neural-net layer ``y = x W^T`` with ``W = A`` and a
-batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x.T``.
+batch-first ``x`` of shape ``(B, N)`` calls these with ``X = x`` and
+``batch_first=True`` (the batch becomes the slowest index of every step's
+stack ``L`` instead of the fastest of its columns ``R``: the same GEMMs on the
+row-major data, no transposed copy), or with ``X = x.T``.
 
 Every step is a stacked GEMM ``Y_g = C_g @ Z_g`` (see
 :mod:`~tensorpar.tt.matrix_plan`), so its VJP is two stacked GEMMs::
@@ -33,8 +36,8 @@ from .._backend import get_array_module
 from .._typing import Array
 from .matrix_plan import Implementation, TTMatmatPlan, plan_ttm_matmat
 
-__all__ = ["TTMatmatTape", "merge_cores", "merge_cores_vjp", "ttm_matmat_forward",
-           "ttm_matmat_vjp"]
+__all__ = ["TTMatmatTape", "merge_cores", "merge_cores_vjp", "step_forward", "step_vjp",
+           "ttm_matmat_forward", "ttm_matmat_vjp"]
 
 
 @dataclass
@@ -53,6 +56,8 @@ class TTMatmatTape:
         merge needs its left operand).
     inputs : list of ndarray
         Per step (in sweep order) the ``(L, K, R)`` operand ``Z_g``.
+    batch_first : bool
+        The batch was the rows of ``X`` (``(B, N)``) rather than its columns.
     """
 
     plan: TTMatmatPlan
@@ -60,6 +65,7 @@ class TTMatmatTape:
     merged: list[Array]
     merge_steps: list[list[Array]]
     inputs: list[Array] = field(default_factory=list)
+    batch_first: bool = False
 
     def kept_bytes(self) -> int:
         """Bytes held: step inputs and merged cores (the original cores not counted)."""
@@ -143,27 +149,93 @@ def _core_from_step_matrix(grad: Array, shape: tuple[int, ...], direction: str) 
     return grad.reshape(r, m, n, q)
 
 
-def _operands(plan: TTMatmatPlan, merged: Sequence[Array], batch: int) -> list[tuple[int, int, int]]:
-    """``(L, K, R)`` of every step, in sweep order."""
+def _operands(plan: TTMatmatPlan, merged: Sequence[Array], batch: int,
+              batch_first: bool = False) -> list[tuple[int, int, int]]:
+    """``(L, K, R)`` of every step, in sweep order.
+
+    The batch index is the slowest of ``L`` (``batch_first``: ``X`` is
+    ``(B, N)`` row-major) or the fastest of ``R`` (``X`` is ``(N, B)``).
+    """
+    lb, rb = (batch, 1) if batch_first else (1, batch)
     shapes = [c.shape for c in merged]
     order = range(len(shapes)) if plan.direction == "left" else range(len(shapes) - 1, -1, -1)
     out = []
     for g in order:
         r, m, n, q = shapes[g]
         if plan.direction == "left":
-            L = int(np.prod([s[1] for s in shapes[:g]]))
-            R = batch * int(np.prod([s[2] for s in shapes[g + 1:]]))
+            L = lb * int(np.prod([s[1] for s in shapes[:g]]))
+            R = rb * int(np.prod([s[2] for s in shapes[g + 1:]]))
             out.append((L, r * n, R))
         else:
-            L = int(np.prod([s[2] for s in shapes[:g]]))
-            R = batch * int(np.prod([s[1] for s in shapes[g + 1:]]))
+            L = lb * int(np.prod([s[2] for s in shapes[:g]]))
+            R = rb * int(np.prod([s[1] for s in shapes[g + 1:]]))
             out.append((L, n * q, R))
     return out
 
 
+#: Elements of the partial products :func:`step_vjp` sums per chunk of a stacked step.
+STACK_CHUNK_ELEMENTS = 2**18
+
+
+def step_forward(C: Array, Z: Array) -> Array:
+    """``C @ Z[l]`` for every ``l``: ``(P, K)`` times ``(L, K, R)`` gives ``(L, P, R)``.
+
+    One GEMM when ``L == 1`` or ``R == 1`` (then ``Z`` is ``(L, K)`` and the
+    product is ``Z C^T``): a stack of matrix-vector products would run at
+    memory speed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C, Z = np.ones((2, 3)), np.ones((4, 3, 1))
+    >>> step_forward(C, Z).shape
+    (4, 2, 1)
+    """
+    xp = get_array_module(C, Z)
+    L, K, R = Z.shape
+    if R == 1 and L > 1:
+        return xp.matmul(Z.reshape(L, K), C.T).reshape(L, C.shape[0], 1)
+    return xp.matmul(C, Z)
+
+
+def step_vjp(C: Array, Z: Array, G: Array, need_input: bool = True) -> tuple[Array, Array | None]:
+    """Gradients of ``<G, step_forward(C, Z)>`` with respect to ``C`` and ``Z``.
+
+    ``dC = sum_l G[l] Z[l]^T`` and ``dZ = C^T G[l]``; one GEMM each when
+    ``L == 1`` or ``R == 1`` (the sum over ``l`` is then the GEMM's inner
+    dimension), a stacked GEMM otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> C, Z, G = np.ones((2, 3)), np.ones((4, 3, 1)), np.ones((4, 2, 1))
+    >>> dC, dZ = step_vjp(C, Z, G)
+    >>> dC.shape, dZ.shape, float(dC[0, 0])
+    ((2, 3), (4, 3, 1), 4.0)
+    """
+    xp = get_array_module(C, Z, G)
+    L, K, R = Z.shape
+    if R == 1:
+        G2, Z2 = G.reshape(L, -1), Z.reshape(L, K)
+        dC = xp.matmul(G2.T, Z2)
+        return dC, (xp.matmul(G2, C).reshape(L, K, 1) if need_input else None)
+    if L == 1:
+        dC = xp.matmul(G[0], Z[0].T)
+    else:
+        # the stacked products summed over l in chunks whose (chunk, P, K) partials stay in
+        # cache (~2 MiB): one (L, P, K) temporary is a write and a read of L P K elements more
+        P, K = G.shape[1], Z.shape[1]
+        chunk = max(1, STACK_CHUNK_ELEMENTS // (P * K))
+        dC = xp.matmul(G[:chunk], Z[:chunk].transpose(0, 2, 1)).sum(axis=0)
+        for s in range(chunk, L, chunk):
+            dC += xp.matmul(G[s:s + chunk], Z[s:s + chunk].transpose(0, 2, 1)).sum(axis=0)
+    # C^T laid out once (P K elements): the stacked GEMMs then read a plain row-major operand
+    return dC, (xp.matmul(xp.ascontiguousarray(C.T), G) if need_input else None)
+
+
 def ttm_matmat_forward(cores: Sequence[Array], X: Array,
                        plan: TTMatmatPlan | Implementation = "auto",
-                       keep: bool = True) -> tuple[Array, TTMatmatTape | None]:
+                       keep: bool = True, batch_first: bool = False) -> tuple[Array, TTMatmatTape | None]:
     """``Y = A X`` for the TT-matrix ``A`` with ``cores`` and a dense batch ``X``.
 
     Parameters
@@ -176,10 +248,15 @@ def ttm_matmat_forward(cores: Sequence[Array], X: Array,
         A plan, or the ``implementation`` passed to :func:`plan_ttm_matmat`.
     keep : bool
         Keep the tape for :func:`ttm_matmat_vjp` (False: inference, nothing kept).
+    batch_first : bool
+        ``X`` is ``(B, N)`` (a batch of rows, as a layer receives it) and ``Y``
+        is ``(B, M)``, i.e. ``Y = X A^T``. The same GEMMs run on the row-major
+        data as it is: no transposed copy of ``X`` or ``Y`` (each a full pass
+        at a fraction of the memory bandwidth).
 
     Returns
     -------
-    Y : ndarray, shape (M, B)
+    Y : ndarray, shape (M, B), or (B, M) with ``batch_first``
     tape : TTMatmatTape or None
 
     Examples
@@ -193,10 +270,11 @@ def ttm_matmat_forward(cores: Sequence[Array], X: Array,
     """
     xp = get_array_module(X, *cores)
     N = int(np.prod([c.shape[2] for c in cores]))
-    if X.ndim != 2 or X.shape[0] != N:
-        raise ValueError(f"X must have shape (N, B) with N = {N} (the product of the column modes), "
+    if X.ndim != 2 or X.shape[1 if batch_first else 0] != N:
+        want = "(B, N)" if batch_first else "(N, B)"
+        raise ValueError(f"X must have shape {want} with N = {N} (the product of the column modes), "
                          f"got {tuple(X.shape)}")
-    B = int(X.shape[1])
+    B = int(X.shape[0 if batch_first else 1])
     dtype = np.result_type(X.dtype, *[c.dtype for c in cores])
     if not isinstance(plan, TTMatmatPlan):
         plan = plan_ttm_matmat([c.shape[1] for c in cores], [c.shape[2] for c in cores],
@@ -207,15 +285,15 @@ def ttm_matmat_forward(cores: Sequence[Array], X: Array,
         mc, st = merge_cores(cores[i:j]) if j - i > 1 else (cores[i], [cores[i]])
         merged.append(mc)
         steps.append(st)
-    tape = TTMatmatTape(plan, list(cores), merged, steps) if keep else None
+    tape = TTMatmatTape(plan, list(cores), merged, steps, batch_first=batch_first) if keep else None
     order = range(len(merged)) if plan.direction == "left" else range(len(merged) - 1, -1, -1)
     Z = xp.ascontiguousarray(X, dtype=dtype)
-    for g, (L, K, R) in zip(order, _operands(plan, merged, B)):
+    for g, (L, K, R) in zip(order, _operands(plan, merged, B, batch_first)):
         Z = Z.reshape(L, K, R)
         if tape is not None:
             tape.inputs.append(Z)
-        Z = xp.matmul(_step_matrix(merged[g], plan.direction), Z)
-    return Z.reshape(-1, B), tape
+        Z = step_forward(_step_matrix(merged[g], plan.direction), Z)
+    return (Z.reshape(B, -1) if batch_first else Z.reshape(-1, B)), tape
 
 
 def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
@@ -226,14 +304,14 @@ def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
     ----------
     tape : TTMatmatTape
         From :func:`ttm_matmat_forward` with ``keep=True``.
-    grad_Y : ndarray, shape (M, B)
+    grad_Y : ndarray, shape (M, B), or (B, M) if the forward had ``batch_first``
     need_input : bool
         Compute ``dX`` (False skips the first step's input GEMM, e.g. for a
         first layer).
 
     Returns
     -------
-    grad_X : ndarray, shape (N, B), or None
+    grad_X : ndarray, shape (N, B) (``(B, N)`` with ``batch_first``), or None
     grad_cores : list of ndarray
         One per core, shaped like the core.
 
@@ -253,8 +331,9 @@ def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
     first, last = tape.inputs[0], tape.inputs[-1]
     B = first.shape[0] * first.shape[1] * first.shape[2] // int(np.prod([c.shape[2] for c in tape.cores]))
     M = int(np.prod([c.shape[1] for c in tape.cores]))
-    if tuple(grad_Y.shape) != (M, B):
-        raise ValueError(f"grad_Y must have shape {(M, B)} (that of the forward output), "
+    want = (B, M) if tape.batch_first else (M, B)
+    if tuple(grad_Y.shape) != want:
+        raise ValueError(f"grad_Y must have shape {want} (that of the forward output), "
                          f"got {tuple(grad_Y.shape)}")
     order = list(range(len(tape.merged)))
     if plan.direction == "right":
@@ -265,15 +344,16 @@ def ttm_matmat_vjp(tape: TTMatmatTape, grad_Y: Array,
         g, Z = order[step], tape.inputs[step]
         C = _step_matrix(tape.merged[g], plan.direction)
         G = G.reshape(Z.shape[0], C.shape[0], Z.shape[2])
-        dC = xp.matmul(G, Z.transpose(0, 2, 1))
-        dC = dC[0] if dC.shape[0] == 1 else dC.sum(axis=0)
+        dC, dZ = step_vjp(C, Z, G, step > 0 or need_input)
         grad_merged[g] = _core_from_step_matrix(dC, tape.merged[g].shape, plan.direction)
-        if step > 0 or need_input:
-            G = xp.matmul(C.T, G)
+        if dZ is not None:
+            G = dZ
     grads: list[Array] = []
     for (i, j), gm, st in zip(plan.groups, grad_merged, tape.merge_steps):
         if j - i == 1:
             grads.append(xp.ascontiguousarray(gm))
         else:
             grads.extend(xp.ascontiguousarray(a) for a in merge_cores_vjp(tape.cores[i:j], st, gm))
-    return (G.reshape(-1, B) if need_input else None), grads
+    if not need_input:
+        return None, grads
+    return (G.reshape(B, -1) if tape.batch_first else G.reshape(-1, B)), grads

@@ -35,7 +35,7 @@ from typing import Literal, TypeAlias
 
 from .._typing import Direction
 
-__all__ = ["Implementation", "TTMatmatPlan", "plan_ttm_matmat", "sweep_flops"]
+__all__ = ["Implementation", "TTMatmatPlan", "plan_ttm_matmat", "stacked_gemms", "sweep_flops"]
 
 #: Which plans a TT-matrix product may use: ``"factorized"`` (any grouping
 #: except the full merge), ``"sweep"`` (one core per step, no merging),
@@ -222,3 +222,46 @@ def plan_ttm_matmat(row_shape: Sequence[int], col_shape: Sequence[int], ranks: S
     if not balance >= 0:
         raise ValueError(f"balance must be >= 0, got {balance}")
     return _plan(rows, cols, rk, int(batch), implementation, direction, float(balance), int(itemsize))
+
+
+
+def stacked_gemms(plan: TTMatmatPlan, row_shape: Sequence[int], col_shape: Sequence[int],
+                  ranks: Sequence[int], batch: int, batch_first: bool) -> tuple[int, int]:
+    """Small GEMMs the plan's stacked steps issue for one batch layout, and their flops.
+
+    Step ``g`` multiplies its ``(P, K)`` matrix with an ``(L, K, R)`` stack:
+    one GEMM when ``L == 1`` or ``R == 1``, else ``L`` GEMMs of ``K x R``
+    (forward, and two more of the same size backward: ``6 L P K R`` flops).
+    The batch joins ``L`` when ``batch_first`` (``X`` is ``(B, N)``), else ``R``.
+
+    Returns
+    -------
+    gemms : int
+        ``L`` summed over the stacked steps.
+    flops : int
+        Forward plus backward flops of those steps.
+
+    Examples
+    --------
+    >>> s = (8, 8, 8, 8)
+    >>> halves = plan_ttm_matmat(s, s, (1, 4, 4, 4, 1), 256)
+    >>> stacked_gemms(halves, s, s, (1, 4, 4, 4, 1), 256, True)
+    (256, 1610612736)
+    >>> sweep = plan_ttm_matmat(s, s, (1, 4, 4, 4, 1), 256, "sweep")
+    >>> [stacked_gemms(sweep, s, s, (1, 4, 4, 4, 1), 256, b)[0] for b in (True, False)]
+    [18688, 584]
+    """
+    # a left step stacks the row modes done before it over the column modes still to come;
+    # a right step the column modes before it over the row modes after it (cf. matrix_grad)
+    left = plan.direction == "left"
+    before, after = (row_shape, col_shape) if left else (col_shape, row_shape)
+    lb, rb = (batch, 1) if batch_first else (1, batch)
+    gemms = flops = 0
+    for i, j in plan.groups:
+        L, R = lb * math.prod(before[:i]), rb * math.prod(after[j:])
+        if L > 1 and R > 1:
+            m, n = math.prod(row_shape[i:j]), math.prod(col_shape[i:j])
+            K, P = (ranks[i] * n, m * ranks[j]) if left else (n * ranks[j], ranks[i] * m)
+            gemms += L
+            flops += 6 * L * P * K * R
+    return gemms, flops

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from gradcheck import assert_gradients
@@ -25,15 +27,19 @@ def test_gradients(implementation, bias):
 
 def test_output_equals_reconstructed_dense_layer(xp):
     rng = np.random.default_rng(2)
-    for implementation in ("sweep", "factorized", "reconstructed", "auto"):
+    layouts = set()
+    for implementation, batch in itertools.product(("sweep", "factorized", "reconstructed", "auto"),
+                                                   (7, 40)):
         lay = TTLinear((4, 3, 5), (2, 6, 3), rank=3, implementation=implementation, seed=3, xp=xp)
-        x = xp.asarray(rng.standard_normal((7, 60)))
+        x = xp.asarray(rng.standard_normal((batch, 60)))
         W = to_numpy(lay.weight().to_dense())
         ref = to_numpy(x) @ W.T + to_numpy(lay.bias.data)
         np.testing.assert_allclose(to_numpy(lay(x)), ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
-        g = rng.standard_normal((7, 36))
+        layouts.add(lay.cache["tape"].batch_first)
+        g = rng.standard_normal((batch, 36))
         np.testing.assert_allclose(to_numpy(lay.backward(xp.asarray(g))), g @ W, rtol=1e-12,
                                    atol=1e-12 * np.abs(g @ W).max())
+    assert layouts == {True, False}   # rows as they come, and the transposed layout (the sweep)
 
 
 def test_from_dense_eps_and_rank():
