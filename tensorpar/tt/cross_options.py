@@ -40,6 +40,14 @@ class CrossResult:
         Entries the algorithm asked for, cache hits included.
     change : float
         ``||Y - Y_prev|| / ||Y||`` of the last half-sweep (inf after one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensorpar import tt_cross
+    >>> res = tt_cross(lambda idx: np.sin(idx.sum(axis=1) / 7.0), (8,) * 6, eps=1e-10, seed=0)
+    >>> res.tt.ranks, res.converged, res.n_evals <= res.n_requests
+    ((1, 2, 2, 2, 2, 2, 1), True, True)
     """
 
     tt: TTTensor
@@ -53,7 +61,14 @@ class CrossResult:
 
 @dataclass(frozen=True)
 class CrossOptions:
-    """Validated settings of :func:`tt_cross` (see there); equal on every rank in MPI runs."""
+    """Validated settings of :func:`tt_cross` (see there); equal on every rank in MPI runs.
+
+    Examples
+    --------
+    >>> opts = CrossOptions.from_args((4, 4, 4), 1e-8, None, None, 40, None, 1, None, True)
+    >>> opts.shape, opts.eps, opts.cache
+    ((4, 4, 4), 1e-08, True)
+    """
 
     shape: tuple[int, ...]
     eps: float | None

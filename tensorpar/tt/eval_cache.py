@@ -114,7 +114,14 @@ class EvalCache:
         return self._size
 
     def encode(self, idx: np.ndarray) -> np.ndarray:
-        """One sortable key per row of ``idx`` (shape (m, d), in range)."""
+        """One sortable key per row of ``idx`` (shape (m, d), in range).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> EvalCache((4, 5)).encode(np.array([[0, 0], [1, 2], [3, 4]])).tolist()   # linear indices
+        [0, 7, 19]
+        """
         if self.byte_keys:
             rows = np.ascontiguousarray(idx, dtype=np.int64)
             return rows.view(f"V{8 * len(self.shape)}").ravel()
@@ -219,6 +226,16 @@ class EvalCache:
         to decline (then nothing is stored and None is returned). With
         ``distinct=True`` the caller promises that the rows of ``idx`` are
         distinct (the fibres of a cross sweep are), which saves sorting them.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> cache = EvalCache((3, 3))
+        >>> f = lambda rows: rows[:, 0] * 10.0 + rows[:, 1]
+        >>> cache.get(np.array([[1, 2], [2, 0]]), f).tolist(), len(cache)
+        ([12.0, 20.0], 2)
+        >>> cache.get(np.array([[1, 2]]), f).tolist(), cache.n_hits
+        ([12.0], 1)
         """
         idx = np.asarray(idx)
         try:

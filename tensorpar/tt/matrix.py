@@ -107,13 +107,30 @@ class TTMatrix:
         return TTMatrix([xp.ascontiguousarray(c.transpose(0, 2, 1, 3)) for c in self.cores])
 
     def as_tt(self) -> TTTensor:
-        """The same cores viewed as a TT tensor with modes of size ``m_k n_k``."""
+        """The same cores viewed as a TT tensor with modes of size ``m_k n_k``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> A = TTMatrix.from_dense(np.eye(6), (2, 3), (2, 3))
+        >>> A.as_tt().shape, A.as_tt().ranks
+        ((4, 9), (1, 1, 1))
+        """
         return TTTensor([c.reshape(c.shape[0], c.shape[1] * c.shape[2], c.shape[3])
                          for c in self.cores])
 
     @classmethod
     def from_tt(cls, tt: TTTensor, row_shape: Sequence[int], col_shape: Sequence[int]) -> TTMatrix:
-        """Inverse of :meth:`as_tt`: split mode ``k`` of size ``m_k n_k`` into ``(m_k, n_k)``."""
+        """Inverse of :meth:`as_tt`: split mode ``k`` of size ``m_k n_k`` into ``(m_k, n_k)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> A = TTMatrix.from_dense(np.eye(6), (2, 3), (2, 3))
+        >>> B = TTMatrix.from_tt(A.as_tt(), (2, 3), (2, 3))
+        >>> B.row_shape, B.col_shape, bool(np.allclose(B.to_dense(), np.eye(6)))
+        ((2, 3), (2, 3), True)
+        """
         row_shape, col_shape = _check_shapes(row_shape, col_shape)
         want = tuple(m * n for m, n in zip(row_shape, col_shape))
         if tt.shape != want:
@@ -122,7 +139,16 @@ class TTMatrix:
                     for c, m, n in zip(tt.cores, row_shape, col_shape)])
 
     def to_dense(self) -> Any:
-        """The full ``(prod m_k) x (prod n_k)`` matrix (small matrices only)."""
+        """The full ``(prod m_k) x (prod n_k)`` matrix (small matrices only).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> W = np.arange(24.0).reshape(4, 6)
+        >>> A = TTMatrix.from_dense(W, (2, 2), (2, 3))
+        >>> bool(np.allclose(A.to_dense(), W))
+        True
+        """
         xp = get_array_module(*self.cores)
         d = self.ndim
         full = self.as_tt().to_dense().reshape(
@@ -141,6 +167,13 @@ class TTMatrix:
         row_shape, col_shape : sequence of int, same length ``d``
         eps, max_rank
             As in :func:`tensorpar.tt_svd`: ``||A - T||_F <= eps ||A||_F``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> A = TTMatrix.from_dense(np.kron(np.eye(4), np.ones((2, 3))), (4, 2), (4, 3))
+        >>> A.ranks                       # a Kronecker product has TT-matrix rank 1
+        (1, 1, 1)
         """
         from .construct import tt_svd
 
@@ -159,7 +192,16 @@ class TTMatrix:
 
     def round(self, eps: float = 1e-12, max_rank: int | None = None,
               method: Literal["qr", "gram", "randomized"] = "qr", **options: Any) -> TTMatrix:
-        """Round the cores as a TT tensor; see :func:`tensorpar.tt_round`."""
+        """Round the cores as a TT tensor; see :func:`tensorpar.tt_round`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> A = TTMatrix.from_dense(np.kron(np.eye(4), np.ones((2, 3))), (4, 2), (4, 3))
+        >>> B = TTMatrix.from_tt(A.as_tt() + A.as_tt(), A.row_shape, A.col_shape)
+        >>> B.ranks, B.round(eps=1e-12).ranks
+        ((1, 2, 1), (1, 1, 1))
+        """
         return TTMatrix.from_tt(self.as_tt().round(eps, max_rank, method, **options),
                                 self.row_shape, self.col_shape)
 
@@ -265,6 +307,14 @@ def ttm_matvec_core(a: Any, b: Any) -> Any:
     ndarray, shape (r s, m, q t)
         ``out[i s + j, p, k t + l] = sum_c a[i, p, c, k] b[j, c, l]``: one matrix
         product of ``2 r m q s n t`` flops and a transposed copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = np.ones((1, 2, 3, 2)), np.ones((2, 3, 1))
+    >>> c = ttm_matvec_core(a, b)
+    >>> c.shape, float(c[0, 0, 0])
+    ((2, 2, 2), 3.0)
     """
     xp = get_array_module(a, b)
     r, m, n, q = a.shape
