@@ -8,6 +8,8 @@ one). No rank ever holds more than its block, except :meth:`DistTensor.scatter`
 and :meth:`DistTensor.gather`, which go through rank 0 and are meant for small
 tensors; :meth:`DistTensor.from_npy`, :meth:`DistTensor.from_hdf5` and
 :meth:`DistTensor.from_function` build tensors that never exist in one place.
+The block layout and grid agreement are in :mod:`~tensorpar.distributed.blocks`,
+the file readers in :mod:`~tensorpar.distributed.files`.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .._backend import get_array_module, require
-from .._validation import as_float_array, check_positive_int
+from .._backend import get_array_module
+from .._validation import as_float_array
 from . import comm as C
+from .blocks import make_grid, pack_blocks, rank_bounds, unpack_blocks
 from .errors import collective_guard
-from .files import hdf5_shape, open_npy
-from .grid import ProcessGrid, block_bounds, choose_grid
+from .files import read_hdf5_block, read_npy_block
+from .grid import ProcessGrid, block_bounds
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
@@ -32,78 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..cp.tensor import CPTensor
 
 __all__ = ["DistTensor"]
-
-def _check_blocks(shape: tuple[int, ...], dims: tuple[int, ...]) -> None:
-    """Raise a ValueError (no communication) when a block would be empty."""
-    if len(dims) != len(shape):
-        raise ValueError(
-            f"the grid has {len(dims)} dimensions but the tensor has order {len(shape)}")
-    for n, (I, P) in enumerate(zip(shape, dims)):
-        if P > I:
-            raise ValueError(
-                f"grid dimension P_{n} = {P} exceeds the tensor size I_{n} = {I}: some ranks "
-                f"would hold an empty block; use a grid with P_{n} <= {I} (choose_grid picks one)")
-
-
-def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
-    """A global tensor shape as a tuple of positive ints with at least one entry.
-
-    Examples
-    --------
-    >>> check_shape([4, 5])
-    (4, 5)
-    """
-    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
-        raise TypeError(f"{name} must be a sequence of ints, got {type(shape).__name__}")
-    out = tuple(check_positive_int(s, f"{name} entries") for s in shape)
-    if not out:
-        raise ValueError(f"{name} is () (a 0-d scalar); a DistTensor needs at least one dimension")
-    return out
-
-
-def _grid_dims(shape: tuple[int, ...], grid: Any, comm: Any, size: int) -> tuple[int, ...]:
-    """The grid extents for ``shape``: ``grid``'s, the given tuple, or :func:`choose_grid`'s."""
-    if isinstance(grid, ProcessGrid):
-        if comm is not None and comm != grid.comm:
-            raise ValueError("pass either grid= or comm=, not a grid with a different comm")
-        dims = grid.dims
-    elif grid is None:
-        dims = choose_grid(shape, size)
-    else:
-        dims = tuple(check_positive_int(d, "grid entries") for d in grid)
-        if math.prod(dims) != size:
-            raise ValueError(f"grid {dims} holds {math.prod(dims)} ranks but the communicator "
-                             f"has {size}")
-    _check_blocks(shape, dims)
-    return dims
-
-
-def _make_grid(shape: Any, grid: Any, comm: Any, error: BaseException | None = None,
-               values: dict[str, Any] | None = None) -> tuple[ProcessGrid, bool, tuple[int, ...]]:
-    """Validate, agree on every rank, then build the grid: ``(grid, owned, shape)``.
-
-    ``error`` is this rank's earlier validation failure, ``values`` more
-    arguments that must be equal on every rank. One ``comm.agree`` (a small
-    allreduce, before any data moves or any communicator is created) makes
-    every rank raise the same exception when a rank's input is bad or the
-    ranks disagree on the shape or the grid -- a library-chosen grid
-    included, which ranks with different shapes would otherwise build
-    differently and deadlock in ``Create_cart``.
-    """
-    parent = grid.cart if isinstance(grid, ProcessGrid) else C.resolve_comm(comm)
-    dims: tuple[int, ...] | None = None
-    if error is None:
-        try:
-            shape = check_shape(shape)
-            dims = _grid_dims(shape, grid, comm, parent.Get_size())
-        except (TypeError, ValueError) as exc:
-            error = exc
-    C.agree(parent, {"shape": shape, "grid": dims, **(values or {})}, error=error)
-    # agree raised on every rank unless the validation above passed everywhere
-    dims = cast(tuple[int, ...], dims)
-    if isinstance(grid, ProcessGrid):
-        return grid, False, shape
-    return ProcessGrid(dims, parent), True, shape
 
 
 class DistTensor:
@@ -189,9 +120,9 @@ class DistTensor:
             dtype = local.dtype.str
         except (TypeError, ValueError) as exc:
             err = exc
-        g, owned, shape = _make_grid(shape, grid, comm, err, {"dtype": dtype})
+        g, owned, shape = make_grid(shape, grid, comm, err, {"dtype": dtype})
         err = None
-        want = tuple(b - a for a, b in _bounds(shape, g, g.rank))
+        want = tuple(b - a for a, b in rank_bounds(shape, g, g.rank))
         if tuple(local.shape) != want:
             err = ValueError(f"local block has shape {tuple(local.shape)}; this rank's block of a "
                              f"{shape} tensor on grid {g.dims} has shape {want}")
@@ -239,15 +170,11 @@ class DistTensor:
         shape, err = C.bcast_object(comm, meta, root=root)
         if err is not None:
             raise err
-        g, owned, shape = _make_grid(shape, grid, comm)
-        counts = [math.prod(b - a for a, b in _bounds(shape, g, r)) for r in range(g.size)]
-        packed = None
-        if is_root:
-            xp = get_array_module(X)
-            packed = xp.concatenate([X[_slices(_bounds(shape, g, r))].ravel()
-                                     for r in range(g.size)])
+        g, owned, shape = make_grid(shape, grid, comm)
+        counts = [math.prod(b - a for a, b in rank_bounds(shape, g, r)) for r in range(g.size)]
+        packed = pack_blocks(X, shape, g) if is_root else None
         flat = C.scatterv(g.cart, packed, counts, root=root)
-        mine = tuple(b - a for a, b in _bounds(shape, g, g.rank))
+        mine = tuple(b - a for a, b in rank_bounds(shape, g, g.rank))
         return cls(flat.reshape(mine), shape, g, owned)
 
     @classmethod
@@ -276,10 +203,10 @@ class DistTensor:
             want = np.dtype(dtype).newbyteorder("=")
         except TypeError as exc:
             err = TypeError(f"dtype {dtype!r} is not a numpy dtype: {exc}")
-        g, owned, shape = _make_grid(shape, grid, comm, err,
+        g, owned, shape = make_grid(shape, grid, comm, err,
                                      {"dtype": None if want is None else want.str})
         with collective_guard(g.cart, ValueError):
-            bounds = _bounds(shape, g, g.rank)
+            bounds = rank_bounds(shape, g, g.rank)
             idx = np.ix_(*[np.arange(a, b) for a, b in bounds])
             block = as_float_array(fn(*idx), "fn(...)")
             xp = get_array_module(block)
@@ -311,8 +238,8 @@ class DistTensor:
 
         if not isinstance(cp, CPTensor):
             raise TypeError(f"cp must be a CPTensor, got {type(cp).__name__}")
-        g, owned, _ = _make_grid(cp.shape, grid, comm)
-        bounds = _bounds(cp.shape, g, g.rank)
+        g, owned, _ = make_grid(cp.shape, grid, comm)
+        bounds = rank_bounds(cp.shape, g, g.rank)
         block = CPTensor([f[a:b] for f, (a, b) in zip(cp.factors, bounds)], cp.weights)
         return cls(block.to_dense(), cp.shape, g, owned)
 
@@ -340,15 +267,7 @@ class DistTensor:
         ((6, 5, 4), 120.0)
         >>> X.free()
         """
-        data: Any = None
-        err: BaseException | None = None
-        try:
-            data = open_npy(path)
-        except (TypeError, ValueError) as exc:
-            err = exc
-        g, owned, shape = _make_grid(None if data is None else data.shape, grid, comm, err)
-        local = as_float_array(np.array(data[_slices(_bounds(shape, g, g.rank))]), "data")
-        del data
+        local, shape, g, owned = read_npy_block(path, grid, comm)
         return cls(local, shape, g, owned)
 
     @classmethod
@@ -378,17 +297,7 @@ class DistTensor:
         Under ``mpiexec -n 2 python script.py`` every rank opens the file and
         reads only its block; no tensor data is sent between ranks.
         """
-        shape: Any = None
-        err: BaseException | None = None
-        try:
-            shape = hdf5_shape(path, dataset)
-        except (ImportError, TypeError, ValueError) as exc:
-            err = exc
-        g, owned, shape = _make_grid(shape, grid, comm, err)
-        h5py = require("h5py", "DistTensor.from_hdf5")
-        with h5py.File(path, "r") as f:
-            local = as_float_array(np.asarray(f[dataset][_slices(_bounds(shape, g, g.rank))]),
-                                   "dataset")
+        local, shape, g, owned = read_hdf5_block(path, dataset, grid, comm)
         return cls(local, shape, g, owned)
 
     # -- global operations --------------------------------------------------
@@ -422,15 +331,7 @@ class DistTensor:
         flat = C.gatherv(self.grid.cart, self.local.ravel(), root=root)
         if self.grid.rank != root:
             return None
-        xp = get_array_module(flat)
-        out = xp.empty(self.shape, dtype=flat.dtype)
-        pos = 0
-        for r in range(self.grid.size):
-            bounds = _bounds(self.shape, self.grid, r)
-            n = math.prod(b - a for a, b in bounds)
-            out[_slices(bounds)] = flat[pos:pos + n].reshape(tuple(b - a for a, b in bounds))
-            pos += n
-        return out
+        return unpack_blocks(flat, self.shape, self.grid)
 
     def norm(self) -> float:
         """Frobenius norm (one allreduce of a scalar).
@@ -496,12 +397,3 @@ class DistTensor:
 
     def __exit__(self, *exc: Any) -> None:
         self.free()
-
-
-def _bounds(shape: Sequence[int], grid: ProcessGrid, rank: int) -> tuple[tuple[int, int], ...]:
-    coords = grid.coords_of(rank)
-    return tuple(block_bounds(I, P, p) for I, P, p in zip(shape, grid.dims, coords))
-
-
-def _slices(bounds: Sequence[tuple[int, int]]) -> tuple[slice, ...]:
-    return tuple(slice(a, b) for a, b in bounds)

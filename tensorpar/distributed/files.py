@@ -1,9 +1,14 @@
-"""Opening the files a :class:`~tensorpar.distributed.DistTensor` is read from.
+"""Reading a :class:`~tensorpar.distributed.DistTensor` from files, each rank its own block.
 
 Rank-local checks run before the ranks agree and read their blocks: a
 missing, empty, truncated or 0-d file, or an unsupported dtype, raises a
 ValueError (TypeError for the dtype) that names the file. Big-endian data
 is accepted here and converted to native order when a block is read.
+:func:`read_npy_block` and :func:`read_hdf5_block` are the bodies of
+:meth:`DistTensor.from_npy <tensorpar.distributed.DistTensor.from_npy>` and
+:meth:`DistTensor.from_hdf5 <tensorpar.distributed.DistTensor.from_hdf5>`:
+they check the file, agree on it and on the grid on every rank
+(:func:`~tensorpar.distributed.blocks.make_grid`), then read one block.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from .._backend import require
-from .._validation import SUPPORTED_DTYPES
+from .._validation import SUPPORTED_DTYPES, as_float_array
+from .blocks import block_slices, make_grid, rank_bounds
+from .grid import ProcessGrid
 
-__all__ = ["open_npy", "hdf5_shape", "check_file_dtype"]
+__all__ = ["open_npy", "hdf5_shape", "check_file_dtype", "read_npy_block", "read_hdf5_block"]
 
 
 def check_file_dtype(dtype: Any, name: str) -> None:
@@ -95,3 +102,66 @@ def hdf5_shape(path: Any, dataset: str) -> tuple[int, ...]:
         raise ValueError(f"dataset {dataset!r} in {name!r} is 0-d (a scalar); a DistTensor "
                          "needs at least one dimension")
     return shape
+
+
+def read_npy_block(path: str | os.PathLike[str], grid: Any = None,
+                   comm: Any = None) -> tuple[Any, tuple[int, ...], ProcessGrid, bool]:
+    """This rank's block of a ``.npy`` file: ``(local, shape, grid, owned)`` (collective).
+
+    The body of :meth:`tensorpar.distributed.DistTensor.from_npy`: every rank
+    memory-maps the file, the ranks agree on its shape and on the grid, and
+    each reads only its block (``owned``: the grid was created here).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.ones((6, 5)))
+    >>> local, shape, g, owned = read_npy_block(path)   # one process: the whole array
+    >>> local.shape, shape, g.dims, owned
+    ((6, 5), (6, 5), (1, 1), True)
+    >>> g.free()
+    """
+    data: Any = None
+    err: BaseException | None = None
+    try:
+        data = open_npy(path)
+    except (TypeError, ValueError) as exc:
+        err = exc
+    g, owned, shape = make_grid(None if data is None else data.shape, grid, comm, err)
+    local = as_float_array(np.array(data[block_slices(rank_bounds(shape, g, g.rank))]), "data")
+    del data
+    return local, shape, g, owned
+
+
+def read_hdf5_block(path: str | os.PathLike[str], dataset: str, grid: Any = None,
+                    comm: Any = None) -> tuple[Any, tuple[int, ...], ProcessGrid, bool]:
+    """This rank's block (a hyperslab) of an HDF5 dataset: ``(local, shape, grid, owned)``.
+
+    The body of :meth:`tensorpar.distributed.DistTensor.from_hdf5` (collective,
+    as :func:`read_npy_block`); needs h5py.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import h5py
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.h5")
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("/cube", data=np.ones((6, 5, 4)))
+    >>> local, shape, g, owned = read_hdf5_block(path, "/cube")
+    >>> local.shape, shape, g.dims, owned
+    ((6, 5, 4), (6, 5, 4), (1, 1, 1), True)
+    >>> g.free()
+    """
+    shape: Any = None
+    err: BaseException | None = None
+    try:
+        shape = hdf5_shape(path, dataset)
+    except (ImportError, TypeError, ValueError) as exc:
+        err = exc
+    g, owned, shape = make_grid(shape, grid, comm, err)
+    h5py = require("h5py", "DistTensor.from_hdf5")
+    with h5py.File(path, "r") as f:
+        local = as_float_array(np.asarray(f[dataset][block_slices(rank_bounds(shape, g, g.rank))]),
+                               "dataset")
+    return local, shape, g, owned

@@ -11,7 +11,8 @@ pytest.importorskip("mpi4py")
 
 from tensorpar import random_cp  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar.distributed.dist_tensor import DistTensor, _check_blocks  # noqa: E402
+from tensorpar.distributed.blocks import check_blocks  # noqa: E402
+from tensorpar.distributed.dist_tensor import DistTensor  # noqa: E402
 from tensorpar.distributed.grid import ProcessGrid, block_bounds  # noqa: E402
 
 pytestmark = pytest.mark.mpi
@@ -195,7 +196,7 @@ def test_norm_and_inner(comm, shape):
 
 def test_empty_block_raises_on_all_ranks_before_any_data_moves(comm):
     with pytest.raises(ValueError, match=r"P_0 = 2 exceeds the tensor size I_0 = 1"):
-        _check_blocks((1, 5), (2, 1))
+        check_blocks((1, 5), (2, 1))
     if comm.size == 1:
         return
     with C.count_traffic() as c:

@@ -19,7 +19,8 @@ from ..._typing import Array
 from ...tt.inner import dot_from_chain, exp_or_inf, log_norm_from_chain, scaled_chain
 from ..comm import allreduce
 from .agreement import agree_checked
-from .tensor import DistTTTensor, agree_pair, check_dist_tt, describe, operand_comm
+from .checks import agree_pair, check_dist_tt, describe, operand_comm
+from .tensor import DistTTTensor
 
 __all__ = ["dist_tt_dot", "dist_tt_log_norm", "dist_tt_norm"]
 

@@ -9,7 +9,9 @@ from ...tt.matrix import TTMatrix, ttm_matvec_core
 from ..comm import allgatherv
 from ..grid import block_bounds
 from .agreement import agree_checked
-from .tensor import DistTTTensor, check_dist_tt, check_modes, describe, operand_comm
+from .checks import check_dist_tt, describe, operand_comm
+from .layout import check_modes
+from .tensor import DistTTTensor
 
 __all__ = ["dist_ttm_matvec"]
 

@@ -49,7 +49,8 @@ from ..comm import allreduce, bcast_object
 from ..grid import block_bounds
 from ..tsqr import orth_left_core, orth_right_rows, rows_to_right_core, tsqr
 from .agreement import agree_checked, meta_or_none
-from .tensor import DistTTTensor, check_dist_tt, describe, operand_comm
+from .checks import check_dist_tt, describe, operand_comm
+from .tensor import DistTTTensor
 
 __all__ = ["dist_tt_orthogonalize", "dist_tt_round", "check_tree"]
 

@@ -54,7 +54,8 @@ from .. import comm as C
 from ..dist_tensor import DistTensor
 from ..grid import block_bounds, block_sizes
 from .agreement import agree_checked, meta_or_none
-from .tensor import DistTTTensor, check_modes
+from .layout import check_modes
+from .tensor import DistTTTensor
 
 __all__ = ["dist_tt_svd"]
 

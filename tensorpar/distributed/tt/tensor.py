@@ -1,26 +1,23 @@
-"""Distributed tensor trains: the container and the arithmetic that sends no data.
+"""Distributed tensor trains: the container :class:`DistTTTensor`.
 
-Layout (Al Daas, Ballard and Benner, SIAM J. Sci. Comput. 2022): core ``k`` of
-a TT of shape ``(n_0, ..., n_{d-1})`` and ranks ``(r_0, ..., r_d)`` has global
-shape ``(r_k, n_k, r_{k+1})``; rank ``p`` of a communicator of ``P`` ranks
-holds the slice ``core[:, lo:hi, :]`` with the contiguous blocks of
-:func:`tensorpar.distributed.grid.block_sizes` (sizes differ by at most one).
-Every mode must have ``n_k >= P`` so that no rank holds an empty slice; a
-smaller mode raises a ValueError on every rank.
-
-Sums, differences, scaling and Hadamard products act on the local slices
-with the serial per-core functions and send no data. Every entry point
-first validates its arguments on every rank and agrees on them
+Core ``k`` is split along its mode index over the ranks of ``comm`` in
+contiguous blocks (the layout and its local checks are in
+:mod:`~tensorpar.distributed.tt.layout`). Construction validates the local
+slices on every rank and agrees on them
 (:func:`tensorpar.distributed.comm.agree`, one small ``Allreduce`` counted as
 metadata), so an argument that is wrong or different on one rank raises the
 same exception on every rank instead of leaving the others in a collective.
 
-The other operations live in sibling modules: dot products and norms in
-:mod:`~tensorpar.distributed.tt.dot`, orthogonalization and rounding in
-:mod:`~tensorpar.distributed.tt.rounding`, the TT-matrix product in
-:mod:`~tensorpar.distributed.tt.matvec`; the methods of
-:class:`DistTTTensor` that call them import them lazily (a documented
-container convenience, the only import cycle).
+The operations live in sibling modules: sums, differences, scaling and
+Hadamard products (no data messages) in :mod:`~tensorpar.distributed.tt.arith`,
+dot products and norms in :mod:`~tensorpar.distributed.tt.dot`,
+orthogonalization and rounding in :mod:`~tensorpar.distributed.tt.rounding`,
+the TT-matrix product in :mod:`~tensorpar.distributed.tt.matvec`, the checks of
+operands in :mod:`~tensorpar.distributed.tt.checks`. Those modules import this
+one; the methods of :class:`DistTTTensor` that call them (``+``, ``-``, ``*``,
+``hadamard``, ``dot``, ``norm``, ``log_norm``, ``round``, ``orthogonalize``)
+import them lazily, inside the method (a documented container convenience,
+the only import cycle).
 """
 
 from __future__ import annotations
@@ -30,72 +27,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._backend import Engine, get_array_module
+from ..._backend import Engine
 from ..._typing import Array, RoundMethod, Tree
-from ..._validation import SUPPORTED_DTYPES, check_same_shape, check_scalar
-from ...tt.ops import add_cores, core_position, hadamard_core
 from ...tt.tensor import TTTensor
 from ..comm import allgatherv, bcast_object, resolve_comm, scatterv
 from ..grid import block_bounds, block_sizes
 from .agreement import agree_checked, meta_or_none
+from .layout import check_modes, local_cores_problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from mpi4py import MPI
 
-__all__ = ["DistTTTensor", "dist_tt_add", "dist_tt_sub", "dist_tt_scale", "dist_tt_hadamard",
-           "check_modes", "check_dist_tt", "check_dist_pair", "agree_pair", "describe",
-           "operand_comm"]
-
-
-def check_modes(shape: Sequence[int], size: int) -> None:
-    """Raise a ValueError when a mode is smaller than the number of ranks ``size``.
-
-    Examples
-    --------
-    >>> from tensorpar.distributed.tt.tensor import check_modes
-    >>> check_modes((4, 2), 3)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: shape (4, 2): mode 1 has size 2 < 3 ranks; ...
-    """
-    small = [(k, n) for k, n in enumerate(shape) if n < size]
-    if small:
-        k, n = small[0]
-        raise ValueError(
-            f"shape {tuple(shape)}: mode {k} has size {n} < {size} ranks; DistTTTensor splits "
-            "every mode over all ranks and needs n_k >= comm size")
-
-
-def describe(x: Any) -> Any:
-    """What ranks must agree on about an operand: shape, ranks and dtype (or its type name).
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, describe
-    >>> describe(DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))), describe(None)
-    (((4, 5), (1, 2, 1), '<f8'), 'NoneType')
-    """
-    if isinstance(x, DistTTTensor):
-        return (x.shape, x.ranks, np.dtype(x.dtype).str)
-    return type(x).__name__
-
-
-def operand_comm(*operands: Any) -> Any:
-    """The communicator of the first DistTTTensor operand (``COMM_WORLD`` if there is none).
-
-    A rank that got a wrong operand still joins the agreement on the others' communicator.
-
-    Examples
-    --------
-    >>> from tensorpar.distributed.tt.tensor import operand_comm
-    >>> operand_comm("not a tensor").Get_size() >= 1
-    True
-    """
-    for x in operands:
-        if isinstance(x, DistTTTensor):
-            return x.comm
-    return resolve_comm(None)
+__all__ = ["DistTTTensor"]
 
 
 class DistTTTensor:
@@ -151,7 +94,7 @@ class DistTTTensor:
                 raise error
             shp = tuple(int(n) for n in shape)
             check_modes(shp, comm.Get_size())
-            msg = _local_problem(cores, shp, comm)
+            msg = local_cores_problem(cores, shp, comm)
             if msg is not None:
                 raise ValueError(msg)
             return shp
@@ -311,19 +254,26 @@ class DistTTTensor:
         return TTTensor([allgatherv(self.comm, c, counts=self.counts[k], axis=1)
                          for k, c in enumerate(self.local_cores)])
 
+    # -- conveniences delegating to the sibling modules (lazy imports) ---------
     def __add__(self, other: DistTTTensor) -> DistTTTensor:
+        from .arith import dist_tt_add
+
         return dist_tt_add(self, other)
 
     def __sub__(self, other: DistTTTensor) -> DistTTTensor:
+        from .arith import dist_tt_sub
+
         return dist_tt_sub(self, other)
 
     def __mul__(self, alpha: Any) -> DistTTTensor:
+        from .arith import dist_tt_scale
+
         return dist_tt_scale(self, alpha)
 
     __rmul__ = __mul__
 
     def hadamard(self, other: DistTTTensor, engine: Engine = "auto") -> DistTTTensor:
-        """Entrywise product; see :func:`dist_tt_hadamard`.
+        """Entrywise product; see :func:`tensorpar.distributed.dist_tt_hadamard`.
 
         Examples
         --------
@@ -335,9 +285,10 @@ class DistTTTensor:
 
         Under ``mpiexec -n 2`` each rank multiplies its own slices; no data moves.
         """
+        from .arith import dist_tt_hadamard
+
         return dist_tt_hadamard(self, other, engine)
 
-    # -- conveniences delegating to the sibling modules (lazy imports) ---------
     def dot(self, other: DistTTTensor) -> float | complex:
         """Inner product; see :func:`tensorpar.distributed.dist_tt_dot`.
 
@@ -426,164 +377,3 @@ class DistTTTensor:
         from .rounding import dist_tt_orthogonalize
 
         return dist_tt_orthogonalize(self, direction, tree=tree)
-
-
-def _local_problem(cores: Any, shape: tuple[int, ...], comm: Any) -> str | None:
-    """Why this rank's cores do not fit ``shape`` (None when they do)."""
-    if not isinstance(cores, (list, tuple)) or len(cores) != len(shape) or not shape:
-        return f"local_cores must be a list of {len(shape)} cores, one per mode"
-    left = 1
-    for k, c in enumerate(cores):
-        m = block_sizes(shape[k], comm.Get_size())[comm.Get_rank()]
-        if getattr(c, "ndim", None) != 3:
-            return f"local_cores[{k}] must be a 3-d array (r_k, m_k, r_k+1)"
-        if c.shape[0] != left or c.shape[1] != m:
-            return (f"local_cores[{k}] has shape {tuple(c.shape)}; expected ({left}, {m}, r) "
-                    f"on rank {comm.Get_rank()}")
-        if np.dtype(c.dtype) not in SUPPORTED_DTYPES:
-            return f"local_cores[{k}] has dtype {c.dtype}; expected float32/64 or complex64/128"
-        if not bool(get_array_module(c).isfinite(c).all()):
-            return f"local_cores[{k}] has non-finite entries on rank {comm.Get_rank()}"
-        left = c.shape[2]
-    if left != 1:
-        return f"the last local core has right rank {left}; expected 1"
-    return None
-
-
-def check_dist_tt(x: Any, name: str = "x") -> DistTTTensor:
-    """Return ``x`` when it is a DistTTTensor, else raise a TypeError naming ``name``.
-
-    Examples
-    --------
-    >>> from tensorpar.distributed.tt.tensor import check_dist_tt
-    >>> check_dist_tt(1.0, "y")
-    Traceback (most recent call last):
-    ...
-    TypeError: y must be a DistTTTensor, got float
-    """
-    if not isinstance(x, DistTTTensor):
-        raise TypeError(f"{name} must be a DistTTTensor, got {type(x).__name__}")
-    return x
-
-
-def check_dist_pair(x: Any, y: Any) -> None:
-    """Local checks of two operands: DistTTTensors of the same shape on the same communicator.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, check_dist_pair
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> check_dist_pair(x, x)   # passes silently
-    """
-    check_dist_tt(x, "x")
-    check_dist_tt(y, "y")
-    check_same_shape([x.shape, y.shape], ["x", "y"])
-    if x.comm is not y.comm and x.comm != y.comm:
-        raise ValueError("x and y live on different communicators")
-
-
-def agree_pair(x: Any, y: Any) -> None:
-    """Collective checks of two operands: :func:`check_dist_pair` on every rank, then agreement.
-
-    Every rank raises the same exception when the check fails on any rank or
-    the operands differ between ranks (one ``"meta"`` message, no data).
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt.tensor import DistTTTensor, agree_pair
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> agree_pair(x, x)   # passes silently
-    """
-    agree_checked(operand_comm(x, y), lambda: check_dist_pair(x, y),
-                  {"x": describe(x), "y": describe(y)})
-
-
-# -- no communication of data --------------------------------------------------
-def _sum(x: DistTTTensor, y: DistTTTensor, weights: list[float]) -> DistTTTensor:
-    d = x.ndim
-    cores = [add_cores([a, b], core_position(k, d), weights)
-             for k, (a, b) in enumerate(zip(x.local_cores, y.local_cores))]
-    return DistTTTensor.wrap(cores, x.shape, x.comm)
-
-
-def dist_tt_add(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
-    """``x + y``: ranks add; local block-diagonal cores, no data messages.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt import DistTTTensor, dist_tt_add
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> dist_tt_add(x, x).ranks
-    (1, 4, 1)
-
-    Under ``mpiexec -n 2 python script.py`` each rank adds its own slices
-    (rank 0 holds mode slices 2 and 3 of ``x``, rank 1 2 and 2) and sends no
-    array, only the small agreement on the operands.
-    """
-    agree_pair(x, y)
-    return _sum(x, y, [1.0, 1.0])
-
-
-def dist_tt_sub(x: DistTTTensor, y: DistTTTensor) -> DistTTTensor:
-    """``x - y``: ranks add; local block-diagonal cores, no data messages.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt import DistTTTensor, dist_tt_sub
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> dist_tt_sub(x, x).ranks
-    (1, 4, 1)
-
-    Under ``mpiexec -n 2`` each rank subtracts its own slices; no array
-    is sent, and the result stays split as the operands were.
-    """
-    agree_pair(x, y)
-    return _sum(x, y, [1.0, -1.0])
-
-
-def dist_tt_scale(x: DistTTTensor, alpha: Any) -> DistTTTensor:
-    """``alpha * x``: every rank scales its slice of the first core; no data messages.
-
-    ``alpha`` must be the same on every rank (checked).
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt import DistTTTensor, dist_tt_scale
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> dist_tt_scale(x, 2.0).ranks
-    (1, 2, 1)
-
-    Under ``mpiexec -n 2`` every rank scales its slice of the first core
-    (``alpha`` must be equal on every rank, else every rank raises a ValueError).
-    """
-    def check() -> complex | float:
-        check_dist_tt(x)
-        return check_scalar(alpha)
-
-    a = agree_checked(operand_comm(x), check, {"x": describe(x), "alpha": alpha})
-    return DistTTTensor.wrap([x.local_cores[0] * a] + list(x.local_cores[1:]), x.shape, x.comm)
-
-
-def dist_tt_hadamard(x: DistTTTensor, y: DistTTTensor,
-                     engine: Engine = "auto") -> DistTTTensor:
-    """Entrywise product: ranks multiply; local :func:`tensorpar.tt.ops.hadamard_core`, no data messages.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.distributed.tt import DistTTTensor, dist_tt_hadamard
-    >>> x = DistTTTensor.scatter(random_tt((4, 5), 2, seed=0))
-    >>> dist_tt_hadamard(x, x).ranks
-    (1, 4, 1)
-
-    Under ``mpiexec -n 2`` each rank multiplies its own slices (ranks
-    multiply: ``(1, 4, 1)`` on both); no array is sent.
-    """
-    agree_pair(x, y)
-    cores = [hadamard_core(a, b, engine) for a, b in zip(x.local_cores, y.local_cores)]
-    return DistTTTensor.wrap(cores, x.shape, x.comm)
