@@ -20,8 +20,9 @@ from .inner import tt_dot, tt_log_dot, tt_log_norm, tt_norm
 from .matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .ops import tt_add, tt_hadamard, tt_scale, tt_sub, tt_sum
 from .orth import tt_orthogonalize, tt_orthonormalize
+from .random import random_tt
 from .rounding import tt_round, tt_round_sum
-from .tensor import TTTensor, random_tt
+from .tensor import TTTensor
 
 __all__ = [
     "CrossResult", "tt_cross", "tt_entry_mean", "tt_entry_sum",
