@@ -12,13 +12,15 @@ from __future__ import annotations
 # --- dense layers, activations, losses, optimizers (nn1) ---
 from .activation import GELU, ReLU, Sigmoid, Tanh
 from .attention import MultiheadAttention
+from .containers import Sequential
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
 from .loss import MSELoss, SoftmaxCrossEntropy
-from .module import Module, Parameter, Sequential, load_state, save_state
+from .module import Module, Parameter
 from .norm import LayerNorm
 from .optim import SGD, Adam, AdamW, WarmupCosine, clip_grad_norm
+from .state import load_state, save_state
 from .transformer import FeedForward, TransformerBlock
 
 __all__ = [
