@@ -33,9 +33,10 @@ __all__ = [
 # --- TT/CP-compressed layers and recurrent layers (nn2) ---
 from .cp_linear import CPLinear  # noqa: E402
 from .rnn import GRU, LSTM  # noqa: E402
+from .tt_cores import TTCores  # noqa: E402
 from .tt_embedding import TTEmbedding  # noqa: E402
 from .tt_init import tt_matrix_init  # noqa: E402
-from .tt_linear import TTCores, TTLinear, tt_factory  # noqa: E402
+from .tt_linear import TTLinear, tt_factory  # noqa: E402
 
 __all__ += ["CPLinear", "GRU", "LSTM", "TTCores", "TTEmbedding", "TTLinear", "tt_factory",
             "tt_matrix_init"]
