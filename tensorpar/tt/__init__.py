@@ -1,11 +1,14 @@
 """Tensor trains (TT, also matrix product states).
 
-* :mod:`~tensorpar.tt.tensor` -- the :class:`TTTensor` container and :func:`random_tt`;
+* :mod:`~tensorpar.tt.tensor` -- the :class:`TTTensor` container;
+* :mod:`~tensorpar.tt.random` -- :func:`random_tt`;
+* :mod:`~tensorpar.tt.checks` -- argument checks of TT operands;
 * :mod:`~tensorpar.tt.matrix` -- :class:`TTMatrix` (TT-operators) and their products;
 * :mod:`~tensorpar.tt.construct` -- TT-SVD and TTs from functions of indices;
 * :mod:`~tensorpar.tt.ops` -- sums, scaling and Hadamard products;
 * :mod:`~tensorpar.tt.inner` -- dot products and norms;
-* :mod:`~tensorpar.tt.orth` -- orthogonalisation and the sweep primitives of rounding;
+* :mod:`~tensorpar.tt.orth` -- orthogonalisation and its per-core steps;
+* :mod:`~tensorpar.tt.sweeps` -- the sweep primitives of rounding;
 * :mod:`~tensorpar.tt.scale` -- exact power-of-two scaling (results independent of magnitude);
 * :mod:`~tensorpar.tt.rounding` -- :func:`tt_round` and its variants
   (:mod:`~tensorpar.tt.rounding_gram`, :mod:`~tensorpar.tt.rounding_rand`).
