@@ -23,8 +23,9 @@ from .tt.interop import tt_from_teneva, tt_from_tensorly, tt_to_teneva, tt_to_te
 from .tt.matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .tt.ops import tt_add, tt_dot, tt_hadamard, tt_log_dot, tt_log_norm, tt_norm, tt_scale, tt_sub, tt_sum
 from .tt.orth import tt_orthogonalize, tt_orthonormalize
+from .tt.random import random_tt
 from .tt.rounding import tt_round, tt_round_sum
-from .tt.tensor import TTTensor, random_tt
+from .tt.tensor import TTTensor
 
 __version__ = "0.1.0"
 

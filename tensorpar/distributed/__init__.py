@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover - what the lazy names resolve to
     from . import comm
     from .comm import agree, check_all
-    from .cp import DistCPModel, cp_als, dist_cp_als
+    from .cp import cp_als, dist_cp_als
+    from .cp_model import DistCPModel
     from .cp_rand import dist_cp_rand
     from .dist_tensor import DistTensor
     from .errors import collective_guard
@@ -62,7 +63,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "agree": ("comm", "agree"),
     "check_all": ("comm", "check_all"),
     "collective_guard": ("errors", "collective_guard"),
-    "DistCPModel": ("cp", "DistCPModel"),
+    "DistCPModel": ("cp_model", "DistCPModel"),
     "cp_als": ("cp", "cp_als"),
     "dist_cp_als": ("cp", "dist_cp_als"),
     "dist_cp_rand": ("cp_rand", "dist_cp_rand"),

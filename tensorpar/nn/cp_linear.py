@@ -31,8 +31,8 @@ from ..tt.matrix import TTMatrix
 from .checks import cached, check_grad, check_input, check_positive_int
 from .linear import check_dtype_arg, uniform_init
 from .module import Module, Parameter
+from .tt_cores import check_mode_shape
 from .tt_init import TTInit, tt_target_variance
-from .tt_linear import check_mode_shape
 
 __all__ = ["CPLinear", "cp_matmat_forward", "cp_matmat_vjp"]
 

@@ -15,12 +15,14 @@ Parameters and sub-modules are registered by assignment, in order, as in
 PyTorch, so :meth:`Module.named_parameters` and :meth:`Module.state_dict`
 use PyTorch's dotted names (``"0.weight"``, ``"layers.1.bias"``). Arrays may
 be numpy or cupy; the array module is read off the data, never global.
+:class:`~tensorpar.nn.containers.Sequential` lives in
+:mod:`tensorpar.nn.containers`, the ``.npz`` files of :func:`~tensorpar.nn.state.save_state`
+and :func:`~tensorpar.nn.state.load_state` in :mod:`tensorpar.nn.state`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ import numpy as np
 from .._backend import get_array_module, to_numpy
 from .._typing import Array
 
-__all__ = ["Module", "Parameter", "Sequential", "load_state", "save_state"]
+__all__ = ["Module", "Parameter"]
 
 
 class Parameter:
@@ -389,90 +391,3 @@ class Module:
     def __repr__(self) -> str:
         inner = ", ".join(f"{n}={type(m).__name__}" for n, m in self._modules.items())
         return f"{type(self).__name__}({inner})"
-
-
-class Sequential(Module):
-    """Modules applied in order; backward runs them in reverse.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tensorpar.nn import Linear, ReLU
-    >>> net = Sequential(Linear(4, 3, seed=0), ReLU(), Linear(3, 2, seed=1))
-    >>> y = net(np.ones((5, 4)))
-    >>> net.backward(np.ones_like(y)).shape
-    (5, 4)
-    >>> [name for name, _ in net.named_parameters()]
-    ['0.weight', '0.bias', '2.weight', '2.bias']
-    """
-
-    def __init__(self, *modules: Module) -> None:
-        super().__init__()
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"modules[{i}] must be a Module, got {type(m).__name__}")
-            setattr(self, str(i), m)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def forward(self, x: Array) -> Array:
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def backward(self, grad_out: Array) -> Array:
-        for m in reversed(list(self._modules.values())):
-            grad_out = m.backward(grad_out)
-        return grad_out
-
-
-_FORMAT = "tensorpar.nn.state/1"
-
-
-def save_state(module: Module, path: str | Path) -> None:
-    """Save ``module.state_dict()`` to an ``.npz`` file (no pickle).
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> from tensorpar.nn import Linear
-    >>> a, b = Linear(3, 2, seed=0), Linear(3, 2, seed=1)
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> save_state(a, path); load_state(b, path)
-    >>> bool(np.array_equal(a.weight.data, b.weight.data))
-    True
-    """
-    if not isinstance(module, Module):
-        raise TypeError(f"module must be a Module, got {type(module).__name__}")
-    state = module.state_dict()
-    state["__format__"] = np.array(_FORMAT)
-    np.savez(Path(path), **state)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
-
-
-def load_state(module: Module, path: str | Path, strict: bool = True) -> None:
-    """Load a state saved by :func:`save_state` into ``module`` (names and shapes checked).
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from tensorpar.nn import Linear
-    >>> a, b = Linear(3, 2, seed=0), Linear(3, 2, seed=1)
-    >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
-    >>> np.savez(path, weight=a.weight.data)   # a plain .npz, not from save_state
-    >>> load_state(b, path)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: ... is not a tensorpar.nn state file (tensorpar.nn.state/1)
-    >>> save_state(a, path); load_state(b, path)
-    >>> bool(np.array_equal(a.bias.data, b.bias.data))
-    True
-    """
-    with np.load(Path(path), allow_pickle=False) as f:
-        if "__format__" not in f.files or str(f["__format__"]) != _FORMAT:
-            raise ValueError(f"{path} is not a tensorpar.nn state file ({_FORMAT})")
-        state = {k: f[k] for k in f.files if k != "__format__"}
-    module.load_state_dict(state, strict=strict)

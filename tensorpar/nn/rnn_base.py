@@ -15,7 +15,8 @@ from .._typing import Array
 from .checks import check_input, check_positive_int
 from .linear import uniform_init
 from .module import Module, Parameter
-from .tt_linear import TTLinear, check_mode_shape
+from .tt_cores import check_mode_shape
+from .tt_linear import TTLinear
 
 __all__ = ["RNNBase", "sigmoid"]
 

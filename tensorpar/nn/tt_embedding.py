@@ -32,8 +32,8 @@ from ..tt.matrix import TTMatrix
 from .checks import cached, check_grad, check_indices, check_positive_int
 from .embedding import scatter_add_rows
 from .module import Module
+from .tt_cores import TTCores, check_mode_shape, resolve_tt_ranks
 from .tt_init import TTInit, tt_matrix_init
-from .tt_linear import TTCores, check_mode_shape, resolve_tt_ranks
 
 __all__ = ["TTEmbedding"]
 
@@ -48,7 +48,7 @@ class TTEmbedding(Module):
     voc_shape, emb_shape : sequence of int
         ``(v_k)`` with ``prod v_k >= V`` and ``(d_k)`` with ``prod d_k = D``, same length.
     rank : int, sequence of int or float
-        TT ranks (see :func:`tensorpar.nn.tt_linear.resolve_tt_ranks`).
+        TT ranks (see :func:`tensorpar.nn.tt_cores.resolve_tt_ranks`).
     init : {"glorot", "he", "lecun"}
         Variance of the full table (:mod:`tensorpar.nn.tt_init`, fan-in ``D``, fan-out ``V``).
     dtype, seed, xp

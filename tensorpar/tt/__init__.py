@@ -1,11 +1,14 @@
 """Tensor trains (TT, also matrix product states).
 
-* :mod:`~tensorpar.tt.tensor` -- the :class:`TTTensor` container and :func:`random_tt`;
+* :mod:`~tensorpar.tt.tensor` -- the :class:`TTTensor` container;
+* :mod:`~tensorpar.tt.random` -- :func:`random_tt`;
+* :mod:`~tensorpar.tt.checks` -- argument checks of TT operands;
 * :mod:`~tensorpar.tt.matrix` -- :class:`TTMatrix` (TT-operators) and their products;
 * :mod:`~tensorpar.tt.construct` -- TT-SVD and TTs from functions of indices;
 * :mod:`~tensorpar.tt.ops` -- sums, scaling and Hadamard products;
 * :mod:`~tensorpar.tt.inner` -- dot products and norms;
-* :mod:`~tensorpar.tt.orth` -- orthogonalisation and the sweep primitives of rounding;
+* :mod:`~tensorpar.tt.orth` -- orthogonalisation and its per-core steps;
+* :mod:`~tensorpar.tt.sweeps` -- the sweep primitives of rounding;
 * :mod:`~tensorpar.tt.scale` -- exact power-of-two scaling (results independent of magnitude);
 * :mod:`~tensorpar.tt.rounding` -- :func:`tt_round` and its variants
   (:mod:`~tensorpar.tt.rounding_gram`, :mod:`~tensorpar.tt.rounding_rand`).
@@ -20,8 +23,9 @@ from .inner import tt_dot, tt_log_dot, tt_log_norm, tt_norm
 from .matrix import TTMatrix, ttm_matmat, ttm_matvec
 from .ops import tt_add, tt_hadamard, tt_scale, tt_sub, tt_sum
 from .orth import tt_orthogonalize, tt_orthonormalize
+from .random import random_tt
 from .rounding import tt_round, tt_round_sum
-from .tensor import TTTensor, random_tt
+from .tensor import TTTensor
 
 __all__ = [
     "CrossResult", "tt_cross", "tt_entry_mean", "tt_entry_sum",

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from .._backend import get_array_module
-from .tensor import TTTensor, check_tt
+from .checks import check_tt
+from .tensor import TTTensor
 
 __all__ = ["tt_entry_sum", "tt_entry_mean", "scaled_entry_sum", "ldexp_scalar"]
 

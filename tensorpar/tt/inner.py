@@ -26,9 +26,10 @@ import numpy as np
 
 from .._backend import get_array_module
 from .._typing import Array, NormMethod
+from .checks import check_tt, check_tt_pair
 from .orth import tt_orthonormalize
 from .scale import normalize_cores
-from .tensor import TTTensor, check_tt, check_tt_pair
+from .tensor import TTTensor
 
 __all__ = ["tt_dot", "tt_norm", "tt_log_dot", "tt_log_norm", "dot_step", "scaled_chain",
            "log_dot_from_chain", "dot_from_chain", "log_norm_from_chain", "exp_or_inf"]

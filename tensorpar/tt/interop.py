@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .._backend import require, to_numpy
-from .tensor import TTTensor, check_tt
+from .checks import check_tt
+from .tensor import TTTensor
 
 __all__ = ["tt_from_tensorly", "tt_to_tensorly", "tt_from_teneva", "tt_to_teneva"]
 

@@ -21,8 +21,9 @@ import numpy as np
 from .._backend import Engine, get_array_module, resolve_engine
 from .._typing import Position
 from .._validation import check_same_shape, check_scalar
+from .checks import check_tt, check_tt_pair
 from .inner import dot_step, scaled_chain, tt_dot, tt_log_dot, tt_log_norm, tt_norm
-from .tensor import TTTensor, check_tt, check_tt_pair
+from .tensor import TTTensor
 
 __all__ = ["tt_add", "tt_sub", "tt_scale", "tt_sum", "tt_hadamard", "add_cores",
            "hadamard_core", "core_position", "check_summands",

@@ -36,7 +36,8 @@ The variants work on lists of cores and take the distributed code's
 reductions as hooks (``reduce=``), so :mod:`tensorpar.distributed.tt`
 calls them instead of copying them. Module layering: this dispatcher
 imports the variants; the variants import only :mod:`~tensorpar.tt.orth`,
-:mod:`~tensorpar.tt.tensor` and :mod:`tensorpar._linalg`.
+:mod:`~tensorpar.tt.sweeps`, :mod:`~tensorpar.tt.tensor`,
+:mod:`~tensorpar.tt.random` and :mod:`tensorpar._linalg`.
 """
 
 from __future__ import annotations
@@ -57,12 +58,12 @@ from .orth import (
     absorb_right,
     apply_log_scale,
     bond_limit,
-    implicit_left_sweep,
     zero_train,
 )
 from .rounding_gram import round_gram
 from .rounding_rand import draw_sketch, round_randomized
 from .scale import normalize_cores, restore_pow2
+from .sweeps import implicit_left_sweep
 from .tensor import TTTensor
 
 __all__ = ["tt_round", "tt_round_sum", "round_qr", "check_round_options"]
@@ -73,7 +74,7 @@ _METHODS = ("qr", "gram", "randomized")
 def round_qr(cores: Sequence[Array], eps: float, max_rank: MaxRank) -> list[Array] | None:
     """QR rounding of a train given by its cores (None for the zero tensor).
 
-    Left-orthogonalize (:func:`tensorpar.tt.orth.implicit_left_sweep`), then
+    Left-orthogonalize (:func:`tensorpar.tt.sweeps.implicit_left_sweep`), then
     truncate right to left: both sweeps work on C-ordered unfoldings and
     their transposed views, without copies.
 

@@ -33,8 +33,10 @@ import numpy as np
 from .._backend import get_array_module
 from .._linalg import ct, matmul, norm, orth
 from .._typing import Array
-from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit, truncate_sweep
-from .tensor import TTTensor, random_tt
+from .orth import MaxRank, absorb_left, apply_log_scale, bond_limit
+from .random import random_tt
+from .sweeps import truncate_sweep
+from .tensor import TTTensor
 
 __all__ = ["round_randomized", "sketch_step_right", "draw_sketch", "truncate_right"]
 

@@ -2,27 +2,22 @@
 
 The arithmetic lives in function modules (:mod:`tensorpar.tt.ops`,
 :mod:`tensorpar.tt.orth`, :mod:`tensorpar.tt.rounding`, :mod:`tensorpar.tt.construct`);
-the operators and methods of :class:`TTTensor` delegate to them.
+the operators and methods of :class:`TTTensor` delegate to them. The argument
+checks live in :mod:`tensorpar.tt.checks`, the random constructor
+:func:`~tensorpar.tt.random.random_tt` in :mod:`tensorpar.tt.random`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
 from .._backend import Engine, get_array_module, resolve_engine
-from .._validation import (
-    as_float_array,
-    check_core_chain,
-    check_finite,
-    check_positive_int,
-    check_same_shape,
-)
+from .._validation import as_float_array, check_core_chain, check_finite
 
-__all__ = ["TTTensor", "random_tt", "check_tt", "check_tt_pair"]
+__all__ = ["TTTensor"]
 
 _SCALARS = (int, float, complex, np.integer, np.floating, np.complexfloating)
 
@@ -104,6 +99,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4), 2, seed=0)
         >>> y = x.copy()
         >>> y.cores[0][...] = 0
@@ -118,6 +114,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> X = x.to_dense()
         >>> X.shape, bool(np.isclose(np.linalg.norm(X), x.norm()))
@@ -149,6 +146,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> X = x.to_dense()
         >>> vals = x.entries([[0, 1, 2], [2, 3, -1]], engine="numpy")
@@ -187,6 +185,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> X = random_tt((4, 5, 6), 2, seed=0).to_dense()
         >>> y = TTTensor.from_dense(X, eps=1e-10)
         >>> y.ranks, bool(np.allclose(y.to_dense(), X))
@@ -276,6 +275,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> z = x.hadamard(x)
         >>> z.ranks, bool(np.allclose(z.to_dense(), x.to_dense() ** 2))
@@ -290,6 +290,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x, y = random_tt((3, 4, 5), 2, seed=0), random_tt((3, 4, 5), 3, seed=1)
         >>> bool(np.isclose(x.dot(y), np.sum(x.to_dense() * y.to_dense())))
         True
@@ -303,6 +304,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> bool(np.isclose(x.norm(), np.linalg.norm(x.to_dense())))
         True
@@ -316,6 +318,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> bool(np.isclose((1e300 * x).log_norm(), 300 * np.log(10) + np.log(x.norm())))
         True
@@ -329,6 +332,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> y = x.orthogonalize("left")
         >>> U = y.cores[0].reshape(3, -1)
@@ -345,6 +349,7 @@ class TTTensor:
 
         Examples
         --------
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> y = (x + x).round(eps=1e-10)
         >>> y.ranks, bool(np.allclose(y.to_dense(), 2 * x.to_dense()))
@@ -378,6 +383,7 @@ class TTTensor:
         --------
         >>> import numpy as np
         >>> import tensorly as tl
+        >>> from tensorpar import random_tt
         >>> x = random_tt((3, 4, 5), 2, seed=0)
         >>> bool(np.allclose(tl.tt_to_tensor(x.to_tensorly()), x.to_dense()))
         True
@@ -385,94 +391,3 @@ class TTTensor:
         from .interop import tt_to_tensorly
 
         return tt_to_tensorly(self)
-
-
-def check_tt(x: Any, name: str = "x") -> TTTensor:
-    """Return ``x`` when it is a :class:`TTTensor`, else raise a TypeError naming ``name``.
-
-    Examples
-    --------
-    >>> from tensorpar.tt.tensor import check_tt
-    >>> check_tt([1.0], "y")
-    Traceback (most recent call last):
-    ...
-    TypeError: y must be a TTTensor, got list
-    """
-    if not isinstance(x, TTTensor):
-        raise TypeError(f"{name} must be a TTTensor, got {type(x).__name__}")
-    return x
-
-
-def check_tt_pair(x: Any, y: Any) -> None:
-    """Check two TT operands: both TTTensor, same shape, same device.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> from tensorpar.tt.tensor import check_tt_pair
-    >>> check_tt_pair(random_tt((2, 3), 1, seed=0), random_tt((3, 2), 1, seed=0))
-    Traceback (most recent call last):
-    ...
-    ValueError: y has shape (3, 2) but x has shape (2, 3); TT operands must have the same mode sizes
-    """
-    check_tt(x, "x")
-    check_tt(y, "y")
-    check_same_shape([x.shape, y.shape], ["x", "y"])
-    get_array_module(x.cores[0], y.cores[0])
-
-
-def random_tt(shape: Sequence[int], rank: int | Sequence[int], *, seed: Any = None,
-              dtype: Any = np.float64) -> TTTensor:
-    """A TTTensor with independent Gaussian cores.
-
-    Parameters
-    ----------
-    shape : sequence of int
-        Mode sizes ``(n_0, ..., n_{d-1})``.
-    rank : int or sequence of d - 1 ints
-        Internal TT ranks. Each is capped at the largest rank possible for
-        its unfolding, ``min(n_0...n_k, n_{k+1}...n_{d-1})``, so that the
-        ranks of the result are (with probability one) its exact TT ranks.
-    seed : int or numpy.random.Generator, optional
-    dtype : float32, float64, complex64 or complex128
-
-    Returns
-    -------
-    TTTensor
-        Core ``k`` has entries of variance ``1 / (n_k r_{k+1})``, which makes
-        ``E ||X||^2 = 1`` for every ``d``.
-
-    Examples
-    --------
-    >>> from tensorpar import random_tt
-    >>> random_tt((2, 3, 4), 5, seed=0).ranks
-    (1, 2, 4, 1)
-    """
-    shape = [check_positive_int(n, f"shape[{k}]") for k, n in enumerate(shape)]
-    d = len(shape)
-    if d == 0:
-        raise ValueError("shape must have at least one mode")
-    if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
-        inner = [int(rank)] * (d - 1)
-    else:
-        inner = list(rank)  # type: ignore[arg-type]  # bool was excluded above only for ints
-        if len(inner) != d - 1:
-            raise ValueError(f"rank must be an int or a sequence of {d - 1} ints, got {rank!r}")
-    inner = [check_positive_int(r, f"rank[{k}]") for k, r in enumerate(inner)]
-    ranks = [1]
-    for k, r in enumerate(inner):
-        left = math.prod(shape[:k + 1]) if k < 64 else r  # Python ints: no overflow
-        right = math.prod(shape[k + 1:]) if d - k - 1 < 64 else r
-        ranks.append(min(r, left, right))
-    ranks.append(1)
-    rng = np.random.default_rng(seed)
-    dtype = np.dtype(dtype)
-    cores = []
-    for k, n in enumerate(shape):
-        size = (ranks[k], n, ranks[k + 1])
-        scale = 1.0 / np.sqrt(n * ranks[k + 1])
-        c = rng.standard_normal(size)
-        if dtype.kind == "c":
-            c = (c + 1j * rng.standard_normal(size)) / np.sqrt(2.0)
-        cores.append((c * scale).astype(dtype))
-    return TTTensor(cores)

@@ -12,7 +12,8 @@ pytest.importorskip("mpi4py")
 import tensorpar  # noqa: E402
 from tensorpar import random_cp  # noqa: E402
 from tensorpar.distributed import comm as C  # noqa: E402
-from tensorpar.distributed.cp import DistCPModel, cp_als  # noqa: E402
+from tensorpar.distributed.cp import cp_als  # noqa: E402
+from tensorpar.distributed.cp_model import DistCPModel  # noqa: E402
 from tensorpar.distributed.dist_tensor import DistTensor  # noqa: E402
 
 pytestmark = pytest.mark.mpi

@@ -10,8 +10,8 @@ from gradcheck import assert_gradients
 
 from tensorpar._backend import to_numpy
 from tensorpar.nn import TTLinear, load_state, save_state
+from tensorpar.nn.tt_cores import resolve_tt_ranks, tt_num_params
 from tensorpar.nn.tt_init import tt_matrix_init, tt_target_variance
-from tensorpar.nn.tt_linear import resolve_tt_ranks, tt_num_params
 
 IN, OUT = (2, 3, 2), (3, 2, 2)
 
