@@ -42,11 +42,26 @@ class TTCores(Module):
         return len(self._parameters)
 
     def data(self) -> list[Array]:
-        """The core arrays, in order."""
+        """The core arrays, in order.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import TTLinear
+        >>> [c.shape for c in TTLinear((4, 4), (4, 4), rank=2, seed=0).cores.data()]
+        [(1, 4, 4, 2), (2, 4, 4, 1)]
+        """
         return [p.data for p in self._parameters.values()]
 
     def grads(self) -> list[Array]:
-        """The gradient arrays, in order."""
+        """The gradient arrays, in order.
+
+        Examples
+        --------
+        >>> from tensorpar.nn import TTLinear
+        >>> layer = TTLinear((4, 4), (4, 4), rank=2, seed=0)
+        >>> [float(g.sum()) for g in layer.cores.grads()]     # zero until a backward pass
+        [0.0, 0.0]
+        """
         return [p.grad for p in self._parameters.values()]
 
 
