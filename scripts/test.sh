@@ -38,4 +38,6 @@ python -m pip install -q --disable-pip-version-check --no-deps --target "$DOCS_T
 (cd docs && PYTHONPATH="$DOCS_TMP/site" MPLBACKEND=Agg NUMBA_NUM_THREADS=1 \
     python -m sphinx -W --keep-going -q -b html . _build/html)
 python scripts/check_docs.py docs/_build/html
+# every object of the API reference has an Examples section
+python scripts/doc_examples.py --quiet
 echo "docs built in docs/_build/html"
