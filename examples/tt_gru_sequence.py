@@ -76,6 +76,7 @@ def main() -> None:
     net.gru, net.head = gru, head
     dp = None
     if importlib.util.find_spec("mpi4py") is not None:
+        from tensorpar.distributed.comm import allreduce
         from tensorpar.nn.parallel import DataParallel
 
         dp = DataParallel(net)  # rank 0's weights on every rank; one process: no messages
@@ -98,9 +99,7 @@ def main() -> None:
                 dp.sync_gradients(weight=len(idx))  # the gradient of the whole batch
             clip_grad_norm(params, 1.0)
             opt.step()
-        if dp is not None and size > 1:
-            from tensorpar.distributed.comm import allreduce
-
+        if size > 1:
             total = float(allreduce(None, np.array([total]))[0])
         acc = evaluate(gru, head, xte, yte)
         if rank == 0:
